@@ -1,0 +1,1 @@
+"""Delivery channels: one module per transport behind the interface in base.py."""

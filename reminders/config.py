@@ -1,0 +1,68 @@
+"""One typed settings object, read from the environment once."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///reminders.db"
+    careplan_path: Path | None = None
+    templates_path: Path = PROJECT_ROOT / "templates"
+
+    sms_backend: Literal["console", "twilio"] = "console"
+    email_backend: Literal["console", "smtp"] = "console"
+    console_outbox: Path | None = None
+
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_from_number: str | None = None
+    twilio_base_url: str = "https://api.twilio.com"
+    twilio_mps: float = Field(default=1.0, gt=0)
+    twilio_timeout: float = Field(default=15.0, gt=0)
+
+    smtp_url: SecretStr | None = None
+    email_from: str | None = None
+    smtp_max_per_second: float = Field(default=5.0, gt=0)
+    smtp_timeout: float = Field(default=30.0, gt=0)
+
+    public_base_url: str | None = None
+    secret_key: SecretStr = SecretStr("change-me")
+
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+    dispatch_interval: float = Field(default=5.0, gt=0, description="seconds between dispatch ticks")
+    plan_interval: float = Field(default=300.0, gt=0, description="seconds between planner passes")
+    plan_horizon_days: int = Field(default=7, ge=1)
+    batch_size: int = Field(default=100, ge=1)
+    send_concurrency: int = Field(default=8, ge=1)
+    lease_seconds: int = Field(default=120, ge=10)
+    email_unknown_policy: Literal["resend", "mark_sent"] = "resend"
+
+    @field_validator("database_url")
+    @classmethod
+    def _driver_url(cls, value: str) -> str:
+        # Heroku-style platforms hand out postgres:// URLs; SQLAlchemy needs the driver named.
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix) :]
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use."""
+    return Settings()

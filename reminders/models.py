@@ -1,0 +1,188 @@
+"""The tables. All instants are stored as naive UTC datetimes; dates are local calendar dates."""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime, time
+
+from sqlalchemy import Column, Index, String, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from reminders.clock import utcnow
+
+
+class Channel(str, enum.Enum):
+    sms = "sms"
+    email = "email"
+
+
+class ChannelChoice(str, enum.Enum):
+    sms = "sms"
+    email = "email"
+    both = "both"
+
+
+class CourseStatus(str, enum.Enum):
+    active = "active"
+    paused = "paused"
+    completed = "completed"
+    cancelled = "cancelled"
+
+
+class MessageStatus(str, enum.Enum):
+    pending = "pending"
+    sending = "sending"
+    unknown = "unknown"
+    queued = "queued"
+    sent = "sent"
+    delivered = "delivered"
+    undelivered = "undelivered"
+    failed = "failed"
+    suppressed = "suppressed"
+    expired = "expired"
+    cancelled = "cancelled"
+
+
+# Rows in these states are history: planning never touches them again.
+DONE_STATUSES = frozenset(
+    {
+        MessageStatus.queued,
+        MessageStatus.sent,
+        MessageStatus.delivered,
+        MessageStatus.undelivered,
+        MessageStatus.failed,
+        MessageStatus.suppressed,
+        MessageStatus.expired,
+    }
+)
+# Rows in these states reached (or may have reached) the patient: they count against the caps.
+SENT_STATUSES = frozenset(
+    {
+        MessageStatus.queued,
+        MessageStatus.sent,
+        MessageStatus.delivered,
+        MessageStatus.undelivered,
+        MessageStatus.sending,
+        MessageStatus.unknown,
+    }
+)
+
+
+class Clinic(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    help_contact: str = Field(default="", max_length=200)
+    region: str = Field(default="US", max_length=2)
+    timezone: str = Field(default="America/New_York", max_length=64)
+    quiet_start: time = Field(default=time(21, 0))
+    quiet_end: time = Field(default=time(8, 0))
+    send_time: time = Field(default=time(10, 0))
+    ipledge_enabled: bool = Field(default=True)
+    api_key_hash: str | None = Field(default=None, max_length=128, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Patient(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    clinic_id: int = Field(foreign_key="clinic.id", index=True)
+    first_name: str = Field(max_length=80)
+    phone: str | None = Field(default=None, max_length=20, index=True)
+    email: str | None = Field(default=None, max_length=254, index=True)
+    channel: ChannelChoice = Field(sa_column=Column(String(8), nullable=False))
+    timezone: str = Field(max_length=64)
+    locale: str = Field(default="en", max_length=8)
+    ipledge: bool = Field(default=False)
+    consent_at: datetime
+    consent_source: str = Field(max_length=20)
+    # Derived from the consent ledger, written only together with a ConsentEvent.
+    sms_opted_out: bool = Field(default=False)
+    email_opted_out: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Course(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    start_date: date
+    weeks: int = Field(default=20)
+    last_dose_date: date | None = None
+    status: CourseStatus = Field(
+        default=CourseStatus.active, sa_column=Column(String(12), nullable=False, index=True)
+    )
+    # Planning begins here: items due before it (enrolment or resume) are not owed.
+    plan_from: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class CourseEvent(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("course_id", "type", "date", name="uq_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    course_id: int = Field(foreign_key="course.id", index=True)
+    type: str = Field(max_length=32)
+    date: date
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ConsentEvent(SQLModel, table=True):
+    """Append-only ledger of every opt-in and opt-out."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    channel: Channel = Field(sa_column=Column(String(8), nullable=False))
+    action: str = Field(max_length=10)  # opt_in | opt_out
+    source: str = Field(max_length=20)  # enrollment, import, api, reply, provider, link, staff
+    detail: str = Field(default="", max_length=200)
+    at: datetime = Field(default_factory=utcnow)
+
+
+class Message(SQLModel, table=True):
+    """The outbox: one row per planned message and channel."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        UniqueConstraint("course_id", "key", "channel", name="uq_outbox_course_key_channel"),
+        # The claim query reads only pending rows by time, so history does not slow it down.
+        Index(
+            "ix_outbox_pending_send_after",
+            "send_after",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        Index("ix_outbox_patient_sent", "patient_id", "sent_at"),
+        Index("ix_outbox_status_lease", "status", "lease_until"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    course_id: int = Field(foreign_key="course.id", index=True)
+    patient_id: int = Field(foreign_key="patient.id")
+    key: str = Field(max_length=80)
+    channel: Channel = Field(sa_column=Column(String(8), nullable=False))
+    topics: str = Field(max_length=200)  # comma separated, primary first
+    items: str = Field(max_length=400)  # care-plan entry ids merged into this message
+    priority: int = Field(default=0)
+    due_at: datetime
+    send_after: datetime
+    expires_at: datetime
+    status: MessageStatus = Field(
+        default=MessageStatus.pending, sa_column=Column(String(12), nullable=False)
+    )
+    attempts: int = Field(default=0)
+    provider_id: str | None = Field(default=None, max_length=64, index=True)
+    last_error: str | None = Field(default=None, max_length=300)
+    claim_token: str | None = Field(default=None, max_length=36)
+    lease_until: datetime | None = None
+    sent_at: datetime | None = None
+    delivered_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class WorkerHeartbeat(SQLModel, table=True):
+    worker_id: str = Field(primary_key=True, max_length=80)
+    hostname: str = Field(max_length=120)
+    pid: int
+    started_at: datetime
+    last_seen: datetime
+    last_tick: datetime | None = None
