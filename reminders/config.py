@@ -66,3 +66,7 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read on first use."""
     return Settings()
+
+
+class ConfigError(Exception):
+    """A setting that is missing or wrong; the message names the variable."""

@@ -1,4 +1,4 @@
-"""The tables. All instants are stored as naive UTC datetimes; dates are local calendar dates."""
+"""The tables. Instants are aware UTC datetimes; dates are the patient's local calendar dates."""
 
 from __future__ import annotations
 
@@ -11,25 +11,25 @@ from sqlmodel import Field, SQLModel
 from reminders.clock import utcnow
 
 
-class Channel(str, enum.Enum):
+class Channel(enum.StrEnum):
     sms = "sms"
     email = "email"
 
 
-class ChannelChoice(str, enum.Enum):
+class ChannelChoice(enum.StrEnum):
     sms = "sms"
     email = "email"
     both = "both"
 
 
-class CourseStatus(str, enum.Enum):
+class CourseStatus(enum.StrEnum):
     active = "active"
     paused = "paused"
     completed = "completed"
     cancelled = "cancelled"
 
 
-class MessageStatus(str, enum.Enum):
+class MessageStatus(enum.StrEnum):
     pending = "pending"
     sending = "sending"
     unknown = "unknown"

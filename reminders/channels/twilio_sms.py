@@ -1,0 +1,265 @@
+"""SMS through Twilio's Messages API, with provider errors translated to DeliveryError."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from twilio.base.exceptions import (
+    TwilioException,
+    TwilioRestException,
+    TwilioServiceException,
+)
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from reminders.channels.base import DeliveryError, OutgoingMessage, Receipt
+from reminders.config import ConfigError, Settings
+from reminders.pacing import RateLimiter
+from reminders.privacy import mask_phone
+
+log = logging.getLogger(__name__)
+
+TWILIO_API = "https://api.twilio.com"
+# The client may also build regional or edge hosts (api.dublin.ie1.twilio.com).
+_TWILIO_HOST = re.compile(r"^https://api(?:\.[\w-]+)*\.twilio\.com")
+
+# Errors that say something about the recipient, so retrying cannot help. Short names only:
+# Twilio's own messages quote the phone number, and reasons end up in logs and the database.
+_PERMANENT = {
+    21211: "invalid To number",
+    21214: "To number cannot be reached",
+    21408: "region not enabled",
+    21612: "To number not reachable from this sender",
+    21614: "To is not a mobile number",
+}
+_OPTED_OUT = 21610
+_TOO_MANY_REQUESTS = 20429
+_AUTHENTICATE = 20003
+
+
+class _RoutedHttpClient(TwilioHttpClient):
+    """TwilioHttpClient that talks to `base_url` and keeps the last response's headers.
+
+    Each instance serves one thread (see TwilioSMS._client), so `last_headers` is that
+    thread's own.
+    """
+
+    def __init__(self, *, base_url: str, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        # The twilio client builds absolute api.twilio.com URLs and has no base-URL setting.
+        self._base_url = None if base_url.rstrip("/") == TWILIO_API else base_url.rstrip("/")
+        self.last_headers: dict[str, str] = {}
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
+        base = self._base_url
+        if base is not None:
+            url = _TWILIO_HOST.sub(lambda _: base, url, count=1)
+        self.last_headers = {}
+        response = super().request(
+            method,
+            url,
+            params=params,
+            data=data,
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            allow_redirects=allow_redirects,
+        )
+        # TwilioRestException drops the response headers, and Retry-After lives there.
+        self.last_headers = dict(response.headers or {})
+        return response
+
+    # The stock loggers print query parameters (a `To` number) at INFO; keep them out.
+    def log_request(self, kwargs: dict[str, Any]) -> None:
+        pass
+
+    def log_response(self, status_code: int, response: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        if self.session is not None:
+            self.session.close()
+
+
+class TwilioSMS:
+    """Sends SMS through Twilio; one client per thread, paced by segments per second."""
+
+    name = "sms"
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        messaging_service_sid: str | None = None,
+        from_number: str | None = None,
+        base_url: str = TWILIO_API,
+        timeout: float = 15.0,
+        mps: float = 1.0,
+    ) -> None:
+        if bool(messaging_service_sid) == bool(from_number):
+            raise ValueError("give exactly one of messaging_service_sid and from_number")
+        self.account_sid = account_sid
+        self._auth_token = auth_token
+        self.messaging_service_sid = messaging_service_sid
+        self.from_number = from_number
+        self.base_url = base_url
+        self.timeout = timeout
+        # One bucket per sender: Twilio's MPS limit is per number or service and counts segments.
+        self.limiter = RateLimiter(mps)
+        # requests.Session is not documented as thread-safe, and the dispatcher sends from a
+        # pool; so each thread gets its own Client, kept in a list that close() empties.
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._clients: list[tuple[Client, _RoutedHttpClient]] = []
+        self._generation = 0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TwilioSMS:
+        """Build from the environment, naming the first missing variable."""
+        if not settings.twilio_account_sid:
+            raise ConfigError("TWILIO_ACCOUNT_SID is not set")
+        if settings.twilio_auth_token is None or not settings.twilio_auth_token.get_secret_value():
+            raise ConfigError("TWILIO_AUTH_TOKEN is not set")
+        if not settings.twilio_messaging_service_sid and not settings.twilio_from_number:
+            raise ConfigError("set TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER")
+        return cls(
+            account_sid=settings.twilio_account_sid,
+            auth_token=settings.twilio_auth_token.get_secret_value(),
+            # A messaging service picks the sender itself; when both are set, it wins.
+            messaging_service_sid=settings.twilio_messaging_service_sid or None,
+            from_number=None if settings.twilio_messaging_service_sid else settings.twilio_from_number,
+            base_url=settings.twilio_base_url,
+            timeout=settings.twilio_timeout,
+            mps=settings.twilio_mps,
+        )
+
+    def _client(self) -> tuple[Client, _RoutedHttpClient]:
+        held = getattr(self._local, "held", None)
+        if held is not None and held[0] == self._generation:
+            return held[1]
+        http = _RoutedHttpClient(base_url=self.base_url, timeout=self.timeout)
+        pair = (Client(self.account_sid, self._auth_token, http_client=http), http)
+        with self._lock:
+            self._clients.append(pair)
+            self._local.held = (self._generation, pair)
+        return pair
+
+    def send(self, message: OutgoingMessage) -> Receipt:
+        """Hand one SMS to Twilio; raise DeliveryError saying whether to retry."""
+        client, http = self._client()
+        params: dict[str, Any] = {"to": message.to, "body": message.body}
+        if self.messaging_service_sid:
+            params["messaging_service_sid"] = self.messaging_service_sid
+        else:
+            params["from_"] = self.from_number
+        if message.status_callback:
+            params["status_callback"] = message.status_callback
+        if message.validity_seconds:
+            params["validity_period"] = message.validity_seconds
+
+        self.limiter.acquire(max(1, message.segments))
+        try:
+            created = client.messages.create(**params)
+        except (TwilioRestException, TwilioServiceException) as exc:
+            error = _classify(exc.status, exc.code, http.last_headers)
+        except requests.Timeout:
+            error = DeliveryError("twilio timeout", permanent=False)
+        except requests.ConnectionError:
+            error = DeliveryError("twilio connection error", permanent=False)
+        except (requests.RequestException, TwilioException) as exc:
+            error = DeliveryError(f"twilio error {type(exc).__name__}", permanent=False)
+        else:
+            log.info(
+                "sms accepted for %s (outbox %s, %s)",
+                mask_phone(message.to),
+                message.outbox_id,
+                created.sid,
+            )
+            return Receipt(provider_id=created.sid)
+        log.warning(
+            "sms to %s failed (outbox %s): %s, %s",
+            mask_phone(message.to),
+            message.outbox_id,
+            error.reason,
+            "permanent" if error.permanent else "will retry",
+        )
+        raise error
+
+    def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
+        """The SID of a message with exactly this body sent to `to` since `since` (naive UTC).
+
+        Used after a crash between handing a message over and recording it. Twilio sets
+        date_sent when the carrier takes the message, so one still queued may not be listed.
+        """
+        client, _ = self._client()
+        aware_since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
+        for found in client.messages.list(to=to, date_sent_after=since, page_size=100):
+            created = found.date_created
+            if found.body == body and (created is None or created >= aware_since):
+                return found.sid
+        return None
+
+    def close(self) -> None:
+        """Close every thread's HTTP session; the next send opens a fresh one."""
+        with self._lock:
+            clients, self._clients = self._clients, []
+            self._generation += 1
+        for _, http in clients:
+            http.close()
+
+
+def _classify(status: int | None, code: int | None, headers: dict[str, str]) -> DeliveryError:
+    """Translate an HTTP status and Twilio error code; the code is named, nothing else."""
+    status = int(status or 0)
+    code = int(code or status)
+    where = f"twilio {code} (HTTP {status})"
+    if code == _OPTED_OUT:
+        return DeliveryError(f"{where}: recipient unsubscribed", permanent=True, opted_out=True)
+    if status == 429 or code == _TOO_MANY_REQUESTS or status >= 500:
+        label = "rate limited" if status == 429 or code == _TOO_MANY_REQUESTS else "server error"
+        return DeliveryError(
+            f"{where}: {label}", permanent=False, retry_after=_retry_after(headers)
+        )
+    if status == 401 or code == _AUTHENTICATE:
+        # Bad or rotated credentials say nothing about the recipient: failing every due
+        # message for good would lose them, so retry while an operator fixes the settings.
+        return DeliveryError(
+            f"{where}: authentication failed, check TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN",
+            permanent=False,
+        )
+    return DeliveryError(f"{where}: {_PERMANENT.get(code, 'rejected')}", permanent=True)
+
+
+def _retry_after(headers: dict[str, str]) -> float | None:
+    """Seconds from a Retry-After header, given as seconds or as an HTTP date."""
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

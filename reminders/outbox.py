@@ -1,0 +1,222 @@
+"""Writes the plan into the outbox: an idempotent upsert, safe in any number of planners."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, select
+
+from reminders.careplan import CarePlan
+from reminders.models import (
+    SENT_STATUSES,
+    Channel,
+    ChannelChoice,
+    Clinic,
+    Course,
+    CourseEvent,
+    CourseStatus,
+    Message,
+    MessageStatus,
+    Patient,
+)
+from reminders.planning import PREGNANCY_TEST, CourseFacts, History, Plan, Rules, plan_course
+
+OPEN_STATUSES = (MessageStatus.pending.value, MessageStatus.cancelled.value)
+
+
+@lru_cache(maxsize=512)
+def zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def rules_for(clinic: Clinic, patient: Patient) -> Rules:
+    return Rules(
+        timezone=zone(patient.timezone),
+        send_time=clinic.send_time,
+        quiet_start=clinic.quiet_start,
+        quiet_end=clinic.quiet_end,
+        ipledge=patient.ipledge and clinic.ipledge_enabled,
+    )
+
+
+def facts_for(course: Course, events: Sequence[CourseEvent]) -> CourseFacts:
+    return CourseFacts(
+        start_date=course.start_date,
+        weeks=course.weeks,
+        last_dose_date=course.last_dose_date,
+        active=course.status == CourseStatus.active,
+        plan_from=course.plan_from,
+        pregnancy_tests=tuple(sorted(e.date for e in events if e.type == PREGNANCY_TEST)),
+    )
+
+
+def channels_for(patient: Patient) -> list[Channel]:
+    """The channels a patient receives on now: chosen, and not opted out of."""
+    wanted = {
+        ChannelChoice.sms: [Channel.sms],
+        ChannelChoice.email: [Channel.email],
+        ChannelChoice.both: [Channel.sms, Channel.email],
+    }[ChannelChoice(patient.channel)]
+    opted_out = {Channel.sms: patient.sms_opted_out, Channel.email: patient.email_opted_out}
+    return [channel for channel in wanted if not opted_out[channel]]
+
+
+def history_of(rows: Sequence[Message]) -> History:
+    """Rows no longer pending are history; those that reached (or may have) occupy a day."""
+    done = []
+    for row in rows:
+        if row.status in OPEN_STATUSES:
+            continue
+        reached = None
+        if row.status in SENT_STATUSES:
+            reached = row.sent_at or row.due_at
+        done.append((row.key, row.items, reached))
+    return History.from_rows(done)
+
+
+@dataclass(frozen=True)
+class Materialized:
+    plan: Plan
+    written: int
+    cancelled: int
+
+
+def plan_for(
+    session: Session, *, course: Course, careplan: CarePlan, now: datetime
+) -> tuple[Plan, list[Message]]:
+    """The course's plan as of `now`, and its outbox rows."""
+    patient = session.get(Patient, course.patient_id)
+    assert patient is not None
+    clinic = session.get(Clinic, patient.clinic_id)
+    assert clinic is not None
+    events = session.exec(select(CourseEvent).where(CourseEvent.course_id == course.id)).all()
+    rows = list(session.exec(select(Message).where(Message.course_id == course.id)).all())
+    plan = plan_course(
+        plan=careplan,
+        course=facts_for(course, events),  # type: ignore[arg-type]
+        rules=rules_for(clinic, patient),
+        history=history_of(rows),
+        now=now,
+    )
+    return plan, rows
+
+
+def materialize(
+    session: Session,
+    *,
+    course: Course,
+    careplan: CarePlan,
+    now: datetime,
+    horizon: timedelta = timedelta(days=7),
+) -> Materialized:
+    """Upsert the course's messages due within `horizon`; cancel pending rows the plan dropped.
+
+    Only pending (or cancelled) rows are ever rewritten, in the statement itself, so a row a
+    worker claimed or sent in the meantime is never touched and never duplicated.
+    """
+    plan, rows = plan_for(session, course=course, careplan=careplan, now=now)
+    patient = session.get(Patient, course.patient_id)
+    assert patient is not None
+    channels = channels_for(patient)
+    existing = {(row.key, row.channel) for row in rows if row.status in OPEN_STATUSES}
+    values = []
+    for message in plan.messages:
+        for channel in channels:
+            if message.due_at > now + horizon and (message.key, channel) not in existing:
+                continue
+            values.append(
+                {
+                    "course_id": course.id,
+                    "patient_id": patient.id,
+                    "key": message.key,
+                    "channel": channel.value,
+                    "topics": ",".join(message.topics),
+                    "items": ",".join(item.key for item in message.items),
+                    "priority": message.priority,
+                    "due_at": message.due_at,
+                    "send_after": message.due_at,
+                    "expires_at": message.expires_at,
+                    "status": MessageStatus.pending.value,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+    written = upsert(session, values) if values else 0
+    keep = {message.key for message in plan.messages}
+    keep |= {row.key for row in rows if row.status not in OPEN_STATUSES}
+    stale = [row.id for row in rows if row.status == MessageStatus.pending and row.key not in keep]
+    cancelled = 0
+    if stale:
+        cancelled = cancel_pending(session, ids=stale, now=now, reason="no longer in the plan")
+    if (
+        course.last_dose_date is not None
+        and course.status == CourseStatus.active
+        and not plan.messages
+        and not any(row.status == MessageStatus.pending for row in rows)
+    ):
+        course.status = CourseStatus.completed
+        course.updated_at = now
+        session.add(course)
+    return Materialized(plan, written, cancelled)
+
+
+def upsert(session: Session, values: list[dict]) -> int:
+    """Insert planned rows; an existing open row takes the new times, a history row is kept."""
+    table = Message.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(table).values(values)
+    excluded = statement.excluded
+    statement = statement.on_conflict_do_update(
+        index_elements=["course_id", "key", "channel"],
+        set_={
+            "topics": excluded.topics,
+            "items": excluded.items,
+            "priority": excluded.priority,
+            "due_at": excluded.due_at,
+            # A retry or a quiet-hours deferral moved send_after: keep it unless the plan moved.
+            "send_after": case(
+                (table.c.due_at != excluded.due_at, excluded.send_after),
+                (table.c.status == MessageStatus.cancelled.value, excluded.send_after),
+                else_=table.c.send_after,
+            ),
+            "expires_at": excluded.expires_at,
+            "status": MessageStatus.pending.value,
+            "updated_at": excluded.updated_at,
+        },
+        where=table.c.status.in_(OPEN_STATUSES),
+    )
+    result = session.execute(statement)
+    return result.rowcount or 0  # type: ignore[attr-defined]
+
+
+def cancel_pending(
+    session: Session,
+    *,
+    ids: Sequence[int] | None = None,
+    course_id: int | None = None,
+    now: datetime,
+    reason: str,
+    status: MessageStatus = MessageStatus.cancelled,
+    patient_id: int | None = None,
+    channel: Channel | None = None,
+) -> int:
+    """Move pending rows to `status` (cancelled, suppressed...); rows in flight are left alone."""
+    statement = update(Message).where(Message.status == MessageStatus.pending.value)
+    if ids is not None:
+        statement = statement.where(Message.id.in_(ids))  # type: ignore[union-attr]
+    if course_id is not None:
+        statement = statement.where(Message.course_id == course_id)
+    if patient_id is not None:
+        statement = statement.where(Message.patient_id == patient_id)
+    if channel is not None:
+        statement = statement.where(Message.channel == channel.value)
+    statement = statement.values(status=status.value, last_error=reason, updated_at=now)
+    return session.execute(statement).rowcount or 0  # type: ignore[attr-defined]

@@ -1,0 +1,62 @@
+"""Local time rules, pure: send slots in the patient's zone, quiet hours, validity periods."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+
+def to_utc(local: datetime) -> datetime:
+    """An aware datetime in UTC."""
+    return local.astimezone(UTC)
+
+
+def to_local(instant: datetime, zone: ZoneInfo) -> datetime:
+    """An aware instant in `zone`."""
+    return instant.astimezone(zone)
+
+
+def local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """`day` at wall time `at` in `zone`, as an aware UTC instant.
+
+    zoneinfo resolves a wall time with fold=0: a time skipped by spring-forward takes the
+    offset before the gap, so it lands the length of the gap later (02:30 -> 03:30); a time
+    repeated by fall-back takes its first occurrence.
+    """
+    return to_utc(datetime.combine(day, at, tzinfo=zone))
+
+
+def is_quiet(at: time, *, quiet_start: time, quiet_end: time) -> bool:
+    """Whether a local wall time falls inside quiet hours (which may wrap midnight)."""
+    if quiet_start == quiet_end:
+        return False
+    if quiet_start > quiet_end:
+        return at >= quiet_start or at < quiet_end
+    return quiet_start <= at < quiet_end
+
+
+def next_allowed(
+    instant: datetime, zone: ZoneInfo, *, quiet_start: time, quiet_end: time
+) -> datetime:
+    """The first instant at or after `instant` (aware) outside quiet hours."""
+    local = to_local(instant, zone)
+    if not is_quiet(local.time(), quiet_start=quiet_start, quiet_end=quiet_end):
+        return instant
+    day = local.date()
+    if quiet_start > quiet_end and local.time() >= quiet_start:
+        day += timedelta(days=1)
+    return local_instant(day, quiet_end, zone)
+
+
+def seconds_until_quiet(
+    instant: datetime, zone: ZoneInfo, *, quiet_start: time, quiet_end: time
+) -> int:
+    """Seconds from `instant` until quiet hours begin (0 when already inside them)."""
+    local = to_local(instant, zone)
+    if is_quiet(local.time(), quiet_start=quiet_start, quiet_end=quiet_end):
+        return 0
+    start_day = local.date()
+    if local.time() >= quiet_start:
+        start_day += timedelta(days=1)
+    begins = local_instant(start_day, quiet_start, zone)
+    return int((begins - instant).total_seconds())

@@ -1,0 +1,189 @@
+"""Validation of enrolment input from the CLI, a CSV file or the API: one set of rules."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+from reminders.render import LOCALES
+
+ENROLL_FIELDS = (
+    "first_name",
+    "phone",
+    "email",
+    "channel",
+    "timezone",
+    "start_date",
+    "weeks",
+    "locale",
+    "ipledge",
+)
+REQUIRED_FIELDS = ("first_name", "channel", "timezone", "start_date")
+CHANNELS = ("sms", "email", "both")
+MAX_START_DISTANCE = timedelta(days=365)
+_TRUE = {"1", "true", "yes", "y", "on"}
+_FALSE = {"", "0", "false", "no", "n", "off"}
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+
+class InvalidInput(ValueError):
+    """Input that was refused; `errors` names each field and why."""
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        super().__init__("; ".join(str(error) for error in errors))
+        self.errors = errors
+
+    @classmethod
+    def one(cls, field: str, reason: str) -> InvalidInput:
+        return cls([FieldError(field, reason)])
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """A validated enrolment: a patient and the start of their course."""
+
+    first_name: str
+    phone: str | None
+    email: str | None
+    channel: str
+    timezone: str
+    start_date: date
+    weeks: int
+    locale: str
+    ipledge: bool
+
+
+def parse_phone(value: str, region: str) -> str:
+    """A phone number in E.164, parsed with the clinic's region when it has no country code."""
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        raise ValueError(f"{value!r} is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"{value!r} is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def parse_email(value: str) -> str:
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"{value!r} is not a valid email address ({exc})") from None
+
+
+def parse_timezone(value: str) -> str:
+    if value not in available_timezones():
+        raise ValueError(f"{value!r} is not a known IANA time zone")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{value!r} is not a known IANA time zone") from None
+    return value
+
+
+def parse_date(value: Any) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not a date (use YYYY-MM-DD)") from None
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = "" if value is None else str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{value!r} is not yes or no")
+
+
+def parse_weeks(value: Any) -> int:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 20
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number of weeks")
+    try:
+        weeks = int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"{value!r} is not a number of weeks") from None
+    if not 1 <= weeks <= 104:
+        raise ValueError(f"{weeks} is outside 1-104 weeks")
+    return weeks
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def validate_enrollment(raw: Mapping[str, Any], *, region: str, today: date) -> Enrollment:
+    """Check every field of an enrolment; raise InvalidInput naming each bad field."""
+    errors: list[FieldError] = []
+    unknown = sorted(set(raw) - set(ENROLL_FIELDS))
+    for name in unknown:
+        errors.append(FieldError(name, "unknown field"))
+    for name in REQUIRED_FIELDS:
+        if _blank(raw.get(name)):
+            errors.append(FieldError(name, "required"))
+
+    def check(name: str, parse: Any, *args: Any) -> Any:
+        value = raw.get(name)
+        if _blank(value) and name in REQUIRED_FIELDS:
+            return None
+        try:
+            return parse(value, *args)
+        except ValueError as exc:
+            errors.append(FieldError(name, str(exc)))
+            return None
+
+    first_name = str(raw.get("first_name") or "").strip()
+    if first_name and len(first_name) > 80:
+        errors.append(FieldError("first_name", "longer than 80 characters"))
+    phone = None if _blank(raw.get("phone")) else check("phone", parse_phone, region)
+    email = None if _blank(raw.get("email")) else check("email", parse_email)
+    channel = str(raw.get("channel") or "").strip().lower()
+    if channel and channel not in CHANNELS:
+        errors.append(FieldError("channel", f"{channel!r} is not one of sms, email, both"))
+    if channel in ("sms", "both") and _blank(raw.get("phone")):
+        errors.append(FieldError("phone", f"required for channel {channel}"))
+    if channel in ("email", "both") and _blank(raw.get("email")):
+        errors.append(FieldError("email", f"required for channel {channel}"))
+    timezone = check("timezone", parse_timezone) if not _blank(raw.get("timezone")) else None
+    start = check("start_date", parse_date) if not _blank(raw.get("start_date")) else None
+    if start is not None and abs(start - today) > MAX_START_DISTANCE:
+        errors.append(FieldError("start_date", f"{start} is more than a year from today"))
+    weeks = check("weeks", parse_weeks)
+    locale = str(raw.get("locale") or "en").strip().lower()
+    if locale not in LOCALES:
+        errors.append(FieldError("locale", f"{locale!r} is not one of {', '.join(LOCALES)}"))
+    ipledge = check("ipledge", parse_bool)
+    if errors:
+        raise InvalidInput(errors)
+    return Enrollment(
+        first_name=first_name,
+        phone=phone,
+        email=email,
+        channel=channel,
+        timezone=timezone,
+        start_date=start,
+        weeks=weeks,
+        locale=locale,
+        ipledge=bool(ipledge),
+    )

@@ -1,0 +1,1 @@
+"""Loopback peers that speak the providers' protocols, for tests."""
