@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import date, datetime, time
 
-from sqlalchemy import Column, Index, String, UniqueConstraint, text
+from sqlalchemy import Column, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from reminders.clock import utcnow
@@ -33,7 +34,6 @@ class MessageStatus(enum.StrEnum):
     pending = "pending"
     sending = "sending"
     unknown = "unknown"
-    queued = "queued"
     sent = "sent"
     delivered = "delivered"
     undelivered = "undelivered"
@@ -46,7 +46,6 @@ class MessageStatus(enum.StrEnum):
 # Rows in these states are history: planning never touches them again.
 DONE_STATUSES = frozenset(
     {
-        MessageStatus.queued,
         MessageStatus.sent,
         MessageStatus.delivered,
         MessageStatus.undelivered,
@@ -58,7 +57,6 @@ DONE_STATUSES = frozenset(
 # Rows in these states reached (or may have reached) the patient: they count against the caps.
 SENT_STATUSES = frozenset(
     {
-        MessageStatus.queued,
         MessageStatus.sent,
         MessageStatus.delivered,
         MessageStatus.undelivered,
@@ -85,6 +83,8 @@ class Clinic(SQLModel, table=True):
 class Patient(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     clinic_id: int = Field(foreign_key="clinic.id", index=True)
+    # Opaque id for links sent to the patient (unsubscribe): reveals nothing, guesses nothing.
+    public_id: str = Field(default_factory=lambda: uuid.uuid4().hex, max_length=32, unique=True)
     first_name: str = Field(max_length=80)
     phone: str | None = Field(default=None, max_length=20, index=True)
     email: str | None = Field(default=None, max_length=254, index=True)
@@ -160,7 +160,8 @@ class Message(SQLModel, table=True):
     key: str = Field(max_length=80)
     channel: Channel = Field(sa_column=Column(String(8), nullable=False))
     topics: str = Field(max_length=200)  # comma separated, primary first
-    items: str = Field(max_length=400)  # care-plan entry ids merged into this message
+    items: str = Field(max_length=400)  # care-plan item keys merged into this message
+    parts: str = Field(sa_column=Column(Text, nullable=False))  # JSON [[template, params], ...]
     priority: int = Field(default=0)
     due_at: datetime
     send_after: datetime

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -139,6 +140,7 @@ def materialize(
                     "channel": channel.value,
                     "topics": ",".join(message.topics),
                     "items": ",".join(item.key for item in message.items),
+                    "parts": json.dumps([[i.template, dict(i.params)] for i in message.items]),
                     "priority": message.priority,
                     "due_at": message.due_at,
                     "send_after": message.due_at,
@@ -177,19 +179,20 @@ def upsert(session: Session, values: list[dict]) -> int:
     statement = statement.on_conflict_do_update(
         index_elements=["course_id", "key", "channel"],
         set_={
-            "topics": excluded.topics,
-            "items": excluded.items,
-            "priority": excluded.priority,
-            "due_at": excluded.due_at,
+            "topics": excluded["topics"],
+            "items": excluded["items"],
+            "parts": excluded["parts"],
+            "priority": excluded["priority"],
+            "due_at": excluded["due_at"],
             # A retry or a quiet-hours deferral moved send_after: keep it unless the plan moved.
             "send_after": case(
-                (table.c.due_at != excluded.due_at, excluded.send_after),
-                (table.c.status == MessageStatus.cancelled.value, excluded.send_after),
+                (table.c.due_at != excluded["due_at"], excluded["send_after"]),
+                (table.c.status == MessageStatus.cancelled.value, excluded["send_after"]),
                 else_=table.c.send_after,
             ),
-            "expires_at": excluded.expires_at,
+            "expires_at": excluded["expires_at"],
             "status": MessageStatus.pending.value,
-            "updated_at": excluded.updated_at,
+            "updated_at": excluded["updated_at"],
         },
         where=table.c.status.in_(OPEN_STATUSES),
     )

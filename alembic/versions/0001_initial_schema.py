@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 12:33:51.866966
+Create Date: 2026-11-26 12:38:11.639693
 """
 
 from collections.abc import Sequence
@@ -47,6 +47,7 @@ def upgrade() -> None:
     op.create_table('patient',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('clinic_id', sa.Integer(), nullable=False),
+    sa.Column('public_id', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
     sa.Column('first_name', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False),
     sa.Column('phone', sqlmodel.sql.sqltypes.AutoString(length=20), nullable=True),
     sa.Column('email', sqlmodel.sql.sqltypes.AutoString(length=254), nullable=True),
@@ -60,7 +61,8 @@ def upgrade() -> None:
     sa.Column('email_opted_out', sa.Boolean(), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['clinic_id'], ['clinic.id'], ),
-    sa.PrimaryKeyConstraint('id')
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('public_id')
     )
     with op.batch_alter_table('patient', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_patient_clinic_id'), ['clinic_id'], unique=False)
@@ -119,6 +121,7 @@ def upgrade() -> None:
     sa.Column('channel', sa.String(length=8), nullable=False),
     sa.Column('topics', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
     sa.Column('items', sqlmodel.sql.sqltypes.AutoString(length=400), nullable=False),
+    sa.Column('parts', sa.Text(), nullable=False),
     sa.Column('priority', sa.Integer(), nullable=False),
     sa.Column('due_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.Column('send_after', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),

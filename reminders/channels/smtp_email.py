@@ -42,8 +42,9 @@ class SmtpUrl:
         try:
             parts = urlsplit(url)
             port = parts.port
-        except ValueError as exc:
-            raise ConfigError(f"SMTP_URL is malformed ({exc})") from None
+        except ValueError:
+            # Not the parser's message: it may quote part of the URL, password included.
+            raise ConfigError("SMTP_URL is malformed (bad port or brackets)") from None
         if parts.scheme not in _DEFAULT_PORTS:
             raise ConfigError("SMTP_URL must start with smtp:// or smtps://")
         if not parts.hostname:
@@ -190,7 +191,9 @@ class SmtpEmail:
             data = self.build(message).as_bytes(policy=SMTP_POLICY)
         except (ValueError, TypeError) as exc:
             # A header with a line break or an unusable address: the same input fails again.
-            raise DeliveryError(f"email not buildable: {type(exc).__name__}", permanent=True)
+            raise DeliveryError(
+                f"email not buildable: {type(exc).__name__}", permanent=True
+            ) from None
         self.limiter.acquire()
         try:
             self._transmit(message.to, data)
@@ -247,17 +250,26 @@ class SmtpEmail:
         except smtplib.SMTPNotSupportedError:
             self._forget(conn)
             raise DeliveryError("SMTP server does not support AUTH", permanent=False) from None
+        except smtplib.SMTPDataError as exc:
+            # DATA itself refused, before any content went out.
+            self._reset(conn)
+            raise _reply_error("DATA", exc.smtp_code, exc.smtp_error) from None
         except smtplib.SMTPResponseException as exc:
-            # A reply to EHLO or STARTTLS, or a 421 "closing connection" at any point.
+            # The greeting, EHLO or STARTTLS refused, or a 421 "closing connection": the
+            # server's state, not the recipient's, so never a reason to give a message up.
             self._forget(conn)
-            raise _reply_error("connect", exc.smtp_code, exc.smtp_error) from None
+            raise DeliveryError(f"SMTP {exc.smtp_code} while connecting", permanent=False) from None
         except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
             # Refused, reset, timed out, TLS failure, or hung up: all worth another try.
             self._forget(conn)
-            raise DeliveryError(f"SMTP connection error: {type(exc).__name__}", permanent=False)
+            raise DeliveryError(
+                f"SMTP connection error: {type(exc).__name__}", permanent=False
+            ) from None
 
-    def _reset(self, conn: smtplib.SMTP) -> None:
+    def _reset(self, conn: smtplib.SMTP | None) -> None:
         # RSET clears the refused transaction so the connection serves the next message.
+        if conn is None:
+            return
         try:
             conn.rset()
         except (smtplib.SMTPException, OSError):

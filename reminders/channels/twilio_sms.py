@@ -41,6 +41,7 @@ _PERMANENT = {
     21614: "To is not a mobile number",
 }
 _OPTED_OUT = 21610
+_PACING_HEADROOM = 0.95
 _TOO_MANY_REQUESTS = 20429
 _AUTHENTICATE = 20003
 
@@ -124,7 +125,10 @@ class TwilioSMS:
         self.base_url = base_url
         self.timeout = timeout
         # One bucket per sender: Twilio's MPS limit is per number or service and counts segments.
-        self.limiter = RateLimiter(mps)
+        # Requests that leave evenly spaced arrive with network jitter, which can bunch them
+        # into one extra message per second at Twilio's end; pacing a little under the limit
+        # leaves room for that.
+        self.limiter = RateLimiter(mps * _PACING_HEADROOM)
         # requests.Session is not documented as thread-safe, and the dispatcher sends from a
         # pool; so each thread gets its own Client, kept in a list that close() empties.
         self._local = threading.local()
@@ -141,12 +145,13 @@ class TwilioSMS:
             raise ConfigError("TWILIO_AUTH_TOKEN is not set")
         if not settings.twilio_messaging_service_sid and not settings.twilio_from_number:
             raise ConfigError("set TWILIO_MESSAGING_SERVICE_SID or TWILIO_FROM_NUMBER")
+        # A messaging service picks the sender itself; when both are set, it wins.
+        service = settings.twilio_messaging_service_sid or None
         return cls(
             account_sid=settings.twilio_account_sid,
             auth_token=settings.twilio_auth_token.get_secret_value(),
-            # A messaging service picks the sender itself; when both are set, it wins.
-            messaging_service_sid=settings.twilio_messaging_service_sid or None,
-            from_number=None if settings.twilio_messaging_service_sid else settings.twilio_from_number,
+            messaging_service_sid=service,
+            from_number=None if service else settings.twilio_from_number,
             base_url=settings.twilio_base_url,
             timeout=settings.twilio_timeout,
             mps=settings.twilio_mps,
@@ -157,7 +162,11 @@ class TwilioSMS:
         if held is not None and held[0] == self._generation:
             return held[1]
         http = _RoutedHttpClient(base_url=self.base_url, timeout=self.timeout)
-        pair = (Client(self.account_sid, self._auth_token, http_client=http), http)
+        client = Client(self.account_sid, self._auth_token, http_client=http)
+        # The client builds (and on first use imports) its resource classes lazily; doing it
+        # here keeps that work out of the paced section, where it would bunch requests.
+        _ = client.messages
+        pair = (client, http)
         with self._lock:
             self._clients.append(pair)
             self._local.held = (self._generation, pair)

@@ -8,6 +8,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -54,6 +55,8 @@ class ReceivedEmail:
     message: EmailMessage
     raw: bytes
     login: str | None  # the AUTH user, None for an anonymous session
+    tls: bool  # whether the session was encrypted (STARTTLS or implicit TLS)
+    received_monotonic: float
 
 
 class _Handler:
@@ -94,6 +97,8 @@ class _Handler:
                 message=parsed,
                 raw=raw,
                 login=login,
+                tls=session.ssl is not None or self.fake.implicit_tls,
+                received_monotonic=time.monotonic(),
             )
         )
         return "250 2.0.0 Message accepted for delivery"

@@ -1,0 +1,51 @@
+"""The embedded default channel: prints each message, and can append it to a JSON-lines file."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import TextIO
+
+from reminders.channels.base import OutgoingMessage, Receipt
+from reminders.clock import utcnow
+from reminders.privacy import mask_contact
+
+
+class Console:
+    """Delivers to standard output (contacts masked) and, if set, to CONSOLE_OUTBOX."""
+
+    def __init__(self, name: str, *, outbox: Path | None = None, out: TextIO | None = None):
+        self.name = name
+        self.outbox = outbox
+        self.out = out or sys.stdout
+        # Sends arrive from several threads; one lock keeps lines whole.
+        self._lock = threading.Lock()
+
+    def send(self, message: OutgoingMessage) -> Receipt:
+        sent_at = utcnow()
+        header = f"[{self.name} to {mask_contact(message.to)}] {message.key}"
+        with self._lock:
+            print(header, file=self.out)
+            if message.subject:
+                print(f"  Subject: {message.subject}", file=self.out)
+            print(f"  {message.body.strip()}", file=self.out)
+            self.out.flush()
+            if self.outbox is not None:
+                line = {
+                    "outbox_id": message.outbox_id,
+                    "course_id": message.course_id,
+                    "key": message.key,
+                    "channel": message.channel,
+                    "to": message.to,
+                    "subject": message.subject,
+                    "body": message.body,
+                    "sent_at": sent_at.isoformat(),
+                }
+                with self.outbox.open("a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        return Receipt(provider_id=f"console-{message.outbox_id}")
+
+    def close(self) -> None:
+        return None

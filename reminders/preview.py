@@ -1,0 +1,161 @@
+"""A course's whole timeline, rendered: what was sent and what will be."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, time
+from typing import Any
+
+from sqlmodel import Session
+
+from reminders.models import Channel, Clinic, Course, MessageStatus, Patient
+from reminders.outbox import channels_for, plan_for, rules_for, zone
+from reminders.planning import CourseFacts, Plan, plan_course
+from reminders.render import MessageContext, Part
+from reminders.runtime import Runtime
+from reminders.services import get_course
+from reminders.timing import local_instant, to_local
+from reminders.validation import InvalidInput, parse_date, parse_timezone
+
+
+def _entry(
+    rt: Runtime,
+    *,
+    clinic: Clinic,
+    patient: Patient,
+    key: str,
+    topics: list[str],
+    parts: list[Part],
+    channel: str,
+    due_at: datetime,
+    status: str,
+    first: bool,
+) -> dict[str, Any]:
+    context = MessageContext(
+        clinic=clinic.name,
+        help_contact=clinic.help_contact,
+        first_name=patient.first_name,
+        locale=patient.locale,
+        ipledge=patient.ipledge and clinic.ipledge_enabled,
+        first=first and channel == Channel.sms,
+        unsubscribe_url=None,
+    )
+    entry: dict[str, Any] = {
+        "key": key,
+        "topics": topics,
+        "channel": str(channel),
+        "status": status,
+        "due_at": due_at.isoformat().replace("+00:00", "Z"),
+        "local_time": to_local(due_at, zone(patient.timezone)).isoformat(),
+    }
+    if channel == Channel.sms:
+        entry["body"] = rt.renderer.sms(parts, context)
+    else:
+        email = rt.renderer.email(parts, context)
+        entry["subject"], entry["body"] = email.subject, email.text
+    return entry
+
+
+def _planned(
+    rt: Runtime, plan: Plan, clinic: Clinic, patient: Patient, channels: list[Channel], first: bool
+) -> list[dict[str, Any]]:
+    entries = []
+    for message in plan.messages:
+        parts = [Part(item.template, dict(item.params)) for item in message.items]
+        for channel in channels:
+            entries.append(
+                _entry(
+                    rt,
+                    clinic=clinic,
+                    patient=patient,
+                    key=message.key,
+                    topics=list(message.topics),
+                    parts=parts,
+                    channel=channel,
+                    due_at=message.due_at,
+                    status="planned",
+                    first=first,
+                )
+            )
+        first = False
+    return entries
+
+
+def preview_new(
+    rt: Runtime,
+    *,
+    start: str,
+    tz: str,
+    weeks: int,
+    ipledge: bool,
+    locale: str,
+    channel: str,
+    last_dose: str | None,
+    tests: list[str],
+    clinic_name: str,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """The timeline of a course not enrolled yet (no database)."""
+    from reminders.render import LOCALES
+
+    def parsed(field: str, parse: Any, value: Any) -> Any:
+        try:
+            return parse(value)
+        except ValueError as exc:
+            raise InvalidInput.one(field, str(exc)) from None
+
+    start_date = parsed("start", parse_date, start)
+    parsed("tz", parse_timezone, tz)
+    if locale not in LOCALES:
+        raise InvalidInput.one("locale", f"{locale!r} is not one of {', '.join(LOCALES)}")
+    if channel not in ("sms", "email"):
+        raise InvalidInput.one("channel", f"{channel!r} is not sms or email")
+    clinic = Clinic(name=clinic_name, help_contact="")
+    patient = Patient(
+        clinic_id=0, first_name="Alex", channel=channel, timezone=tz, locale=locale,
+        ipledge=ipledge, consent_at=now, consent_source="preview",
+    )
+    course = CourseFacts(
+        start_date=start_date,
+        weeks=weeks,
+        last_dose_date=parsed("last_dose", parse_date, last_dose) if last_dose else None,
+        plan_from=local_instant(start_date, time(0, 0), zone(tz)),
+        pregnancy_tests=tuple(sorted(parsed("pregnancy_test", parse_date, t) for t in tests)),
+    )
+    plan = plan_course(plan=rt.careplan, course=course, rules=rules_for(clinic, patient), now=now)
+    return _planned(rt, plan, clinic, patient, [Channel(channel)], first=True)
+
+
+def preview_course(
+    session: Session, rt: Runtime, *, course_id: int, now: datetime, clinic_id: int | None = None
+) -> list[dict[str, Any]]:
+    """An enrolled course: its outbox history, then what is still planned."""
+    course: Course = get_course(session, course_id=course_id, clinic_id=clinic_id)
+    patient = session.get(Patient, course.patient_id)
+    assert patient is not None
+    clinic = session.get(Clinic, patient.clinic_id)
+    assert clinic is not None
+    plan, rows = plan_for(session, course=course, careplan=rt.careplan, now=now)
+    entries = []
+    planned_keys = {m.key for m in plan.messages}
+    sms_seen = False
+    for row in sorted(rows, key=lambda r: (r.due_at, r.channel)):
+        if row.status == MessageStatus.pending and row.key in planned_keys:
+            continue  # shown with the plan below
+        if row.status == MessageStatus.cancelled:
+            continue
+        parts = [Part(t, p) for t, p in json.loads(row.parts)]
+        first = row.channel == Channel.sms and not sms_seen
+        sms_seen = sms_seen or row.channel == Channel.sms
+        entries.append(
+            _entry(
+                rt, clinic=clinic, patient=patient, key=row.key, topics=row.topics.split(","),
+                parts=parts, channel=row.channel, due_at=row.sent_at or row.due_at,
+                status=str(row.status), first=first,
+            )
+        )
+    entries += _planned(rt, plan, clinic, patient, channels_for(patient), first=not sms_seen)
+    return entries
+
+
+__all__ = ["preview_course", "preview_new"]

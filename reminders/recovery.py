@@ -1,0 +1,110 @@
+"""The reaper: settles rows whose worker died mid-send (lease expired in `sending`).
+
+SMS: Twilio is asked whether the message went out (its Messages list, filtered by the
+recipient and date, matched by body); found -> `sent` with its SID, not found -> back to
+`pending`. Email has no such lookup: EMAIL_UNKNOWN_POLICY chooses `resend` (default; the
+resend carries the same Message-ID, so mail systems can drop the duplicate) or `mark_sent`.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select, update
+
+from reminders.clock import utcnow
+from reminders.db import session_scope
+from reminders.dispatch import Dispatcher, Job
+from reminders.models import Clinic, Course, Message, MessageStatus, Patient
+
+log = logging.getLogger(__name__)
+
+
+def reap(runtime, dispatcher: Dispatcher, *, limit: int = 200) -> int:  # type: ignore[no-untyped-def]
+    """Settle every stranded row; returns how many were settled."""
+    now = dispatcher.clock()
+    token = uuid.uuid4().hex
+    with session_scope(runtime.engine) as session:
+        stale = (
+            select(Message.id)
+            .where(Message.status == MessageStatus.sending.value, Message.lease_until < now)  # type: ignore[operator]
+            .limit(limit)
+        )
+        # Taking the row to `unknown` under a new token fences out the worker that lost it.
+        ids = [
+            row_id
+            for (row_id,) in session.execute(
+                update(Message)
+                .where(Message.id.in_(stale.scalar_subquery()))  # type: ignore[union-attr]
+                .where(Message.status == MessageStatus.sending.value)
+                .values(status=MessageStatus.unknown.value, claim_token=token, updated_at=now)
+                .returning(Message.id)
+            )
+        ]
+    ids += _unknown_ids(runtime, limit)
+    settled = 0
+    for row_id in dict.fromkeys(ids):
+        settled += _settle_unknown(runtime, dispatcher, row_id)
+    return settled
+
+
+def _unknown_ids(runtime, limit: int) -> list[int]:  # type: ignore[no-untyped-def]
+    """Rows left `unknown` by a reaper that itself died: older than a minute."""
+    with session_scope(runtime.engine) as session:
+        rows = session.execute(
+            select(Message.id)
+            .where(
+                Message.status == MessageStatus.unknown.value,
+                Message.updated_at < utcnow() - timedelta(minutes=1),  # type: ignore[operator]
+            )
+            .limit(limit)
+        )
+        return [row_id for (row_id,) in rows]
+
+
+def _settle_unknown(runtime, dispatcher: Dispatcher, row_id: int) -> int:  # type: ignore[no-untyped-def]
+    with session_scope(runtime.engine) as session:
+        found = session.execute(
+            select(Message, Patient, Clinic, Course)
+            .join(Patient, Patient.id == Message.patient_id)  # type: ignore[arg-type]
+            .join(Clinic, Clinic.id == Patient.clinic_id)  # type: ignore[arg-type]
+            .join(Course, Course.id == Message.course_id)  # type: ignore[arg-type]
+            .where(Message.id == row_id, Message.status == MessageStatus.unknown.value)
+        ).first()
+    if found is None:
+        return 0
+    row, patient, clinic, course = found
+    job = Job(row, patient, clinic, course)
+    sid = None
+    transport = dispatcher.transports.get(row.channel)
+    find_sent = getattr(transport, "find_sent", None)
+    if row.channel == "sms" and find_sent is not None:
+        since = (row.lease_until or row.updated_at) - timedelta(
+            seconds=runtime.settings.lease_seconds + 60
+        )
+        for first in (True, False):
+            body = dispatcher._render(job, first=first, now=row.due_at).body
+            sid = find_sent(to=patient.phone, body=body, since=since)
+            if sid:
+                break
+    elif row.channel == "email" and runtime.settings.email_unknown_policy == "mark_sent":
+        sid = row.provider_id or "unknown"
+    now = dispatcher.clock()
+    values: dict = {"claim_token": None, "lease_until": None, "updated_at": now}
+    if sid:
+        values |= {"status": MessageStatus.sent.value, "provider_id": sid, "sent_at": now}
+        values["last_error"] = "recovered after a worker stopped mid-send"
+    else:
+        values |= {"status": MessageStatus.pending.value, "send_after": now}
+        values["last_error"] = "not confirmed sent after a worker stopped; sending again"
+    with session_scope(runtime.engine) as session:
+        changed = session.execute(
+            update(Message)
+            .where(Message.id == row_id, Message.status == MessageStatus.unknown.value)
+            .values(**values)
+        ).rowcount
+    if changed:
+        log.info("reaper: outbox %s -> %s", row_id, values["status"])
+    return changed or 0

@@ -1,0 +1,65 @@
+"""`reminders status`: the backlog and the live workers, usable as a health check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from reminders.models import Message, MessageStatus, WorkerHeartbeat
+
+OVERDUE_AFTER = timedelta(minutes=5)
+ALIVE_WITHIN = timedelta(minutes=1)
+
+
+@dataclass
+class StatusReport:
+    due_now: int
+    overdue: int
+    sending: int
+    unknown: int
+    failed_today: int
+    workers: list[tuple[str, datetime]] = field(default_factory=list)
+
+    @property
+    def healthy(self) -> bool:
+        return self.overdue == 0 and bool(self.workers)
+
+
+def collect(session: Session, *, now: datetime) -> StatusReport:
+    def count(*conditions) -> int:  # type: ignore[no-untyped-def]
+        return session.execute(select(func.count()).select_from(Message).where(*conditions)).scalar_one()
+
+    pending = Message.status == MessageStatus.pending.value
+    day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    workers = session.execute(
+        select(WorkerHeartbeat.worker_id, WorkerHeartbeat.last_seen).where(
+            WorkerHeartbeat.last_seen >= now - ALIVE_WITHIN  # type: ignore[operator]
+        )
+    ).all()
+    return StatusReport(
+        due_now=count(pending, Message.send_after <= now),
+        overdue=count(pending, Message.send_after <= now - OVERDUE_AFTER),
+        sending=count(Message.status == MessageStatus.sending.value),
+        unknown=count(Message.status == MessageStatus.unknown.value),
+        failed_today=count(
+            Message.status == MessageStatus.failed.value, Message.updated_at >= day_start
+        ),
+        workers=[(worker_id, seen) for worker_id, seen in workers],
+    )
+
+
+def render(report: StatusReport) -> str:
+    lines = [
+        f"due now:            {report.due_now}",
+        f"overdue (> 5 min):  {report.overdue}",
+        f"sending:            {report.sending}",
+        f"unknown:            {report.unknown}",
+        f"failed today (UTC): {report.failed_today}",
+        f"live workers:       {len(report.workers)}",
+    ]
+    lines += [f"  {worker_id} (seen {seen:%H:%M:%S} UTC)" for worker_id, seen in report.workers]
+    lines.append("healthy" if report.healthy else "UNHEALTHY")
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+"""The worker process: APScheduler is only its clock; the database decides what is sent."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import uuid
+from datetime import UTC, datetime
+from types import FrameType
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from reminders.channels.registry import build_transports
+from reminders.clock import utcnow
+from reminders.db import is_postgres, session_scope
+from reminders.dispatch import Dispatcher, TickReport
+from reminders.models import WorkerHeartbeat
+from reminders.runtime import Runtime
+from reminders.services import plan_all
+
+log = logging.getLogger(__name__)
+
+# Heroku sends SIGKILL 30 s after SIGTERM; in-flight sends must be settled well before.
+SHUTDOWN_GRACE_SECONDS = 25
+
+
+def make_dispatcher(runtime: Runtime, *, worker_id: str | None = None) -> Dispatcher:
+    return Dispatcher(
+        engine=runtime.engine,
+        settings=runtime.settings,
+        careplan=runtime.careplan,
+        renderer=runtime.renderer,
+        transports=build_transports(runtime.settings),
+        worker_id=worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+    )
+
+
+def plan_pass(runtime: Runtime, now: datetime) -> int:
+    """Materialize the coming messages of every active course (idempotent)."""
+    with session_scope(runtime.engine) as session:
+        return plan_all(session, ctx=runtime.context(now))
+
+
+def send_due(runtime: Runtime, dispatcher: Dispatcher | None = None) -> TickReport:
+    """One planner pass and dispatch ticks until nothing due is left to claim."""
+    dispatcher = dispatcher or make_dispatcher(runtime)
+    plan_pass(runtime, utcnow())
+    total = TickReport()
+    while True:
+        report = dispatcher.tick()
+        for name, value in vars(report).items():
+            setattr(total, name, getattr(total, name) + value)
+        if report.claimed < runtime.settings.batch_size:
+            return total
+
+
+def heartbeat(runtime: Runtime, worker_id: str, started: datetime, *, ticked: bool) -> None:
+    """Record that this worker is alive (and when it last dispatched)."""
+    now = utcnow()
+    values = {
+        "worker_id": worker_id,
+        "hostname": socket.gethostname()[:120],
+        "pid": os.getpid(),
+        "started_at": started,
+        "last_seen": now,
+        "last_tick": now if ticked else None,
+    }
+    with session_scope(runtime.engine) as session:
+        insert = pg_insert if is_postgres(runtime.engine) else sqlite_insert
+        table = WorkerHeartbeat.__table__  # type: ignore[attr-defined]
+        statement = insert(table).values(values)
+        updates = {"last_seen": statement.excluded.last_seen}
+        if ticked:
+            updates["last_tick"] = statement.excluded.last_tick
+        session.execute(statement.on_conflict_do_update(index_elements=["worker_id"], set_=updates))
+
+
+def forget_worker(runtime: Runtime, worker_id: str) -> None:
+    with session_scope(runtime.engine) as session:
+        session.execute(
+            update(WorkerHeartbeat)
+            .where(WorkerHeartbeat.worker_id == worker_id)  # type: ignore[arg-type]
+            .values(last_seen=datetime(1970, 1, 1, tzinfo=UTC))
+        )
+
+
+def run(runtime: Runtime) -> None:
+    """Run until SIGTERM or SIGINT; in-flight sends are finished or released, then exit."""
+    stopping = threading.Event()
+    dispatcher = make_dispatcher(runtime)
+    dispatcher.stopping = stopping.is_set
+    started = utcnow()
+    settings = runtime.settings
+    scheduler = BlockingScheduler(timezone=UTC)
+
+    def dispatch_job() -> None:
+        if stopping.is_set():
+            return
+        report = dispatcher.tick()
+        heartbeat(runtime, dispatcher.worker_id, started, ticked=True)
+        if report.claimed:
+            log.info("tick: %s", {k: v for k, v in vars(report).items() if v})
+
+    def plan_job() -> None:
+        if not stopping.is_set():
+            written = plan_pass(runtime, utcnow())
+            log.info("planner: %d outbox rows written", written)
+
+    def reap_job() -> None:
+        if not stopping.is_set():
+            from reminders.recovery import reap
+
+            reap(runtime, dispatcher)
+
+    # One job each, never one job per reminder: the outbox is the schedule.
+    common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+    scheduler.add_job(plan_job, "interval", seconds=settings.plan_interval, id="plan",
+                      next_run_time=datetime.now(UTC), **common)
+    scheduler.add_job(dispatch_job, "interval", seconds=settings.dispatch_interval,
+                      id="dispatch", next_run_time=datetime.now(UTC), **common)
+    scheduler.add_job(reap_job, "interval", seconds=max(10, settings.lease_seconds // 4),
+                      id="reap", **common)
+
+    def shutdown(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %s: finishing in-flight sends, then exiting", signum)
+        stopping.set()
+        # shutdown(wait=True) waits for the running tick; a signal handler must not block.
+        closer = threading.Thread(target=scheduler.shutdown, kwargs={"wait": True}, daemon=True)
+        closers.append(closer)
+        closer.start()
+
+    closers: list[threading.Thread] = []
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    heartbeat(runtime, dispatcher.worker_id, started, ticked=False)
+    log.info("worker %s started", dispatcher.worker_id)
+    scheduler.start()
+    for closer in closers:
+        closer.join(timeout=SHUTDOWN_GRACE_SECONDS)
+    forget_worker(runtime, dispatcher.worker_id)
+    log.info("worker %s stopped", dispatcher.worker_id)
