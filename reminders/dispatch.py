@@ -338,8 +338,9 @@ class Dispatcher:
                 )
                 return "retried" if changed else "lost"
             status = MessageStatus.expired if decision.expired else MessageStatus.failed
-            reason = f"{error.reason}; {decision.reason}"
-            changed = _finish(session, row, token, status=status, now=now, error=reason, attempted=True)
+            changed = _finish(
+                session, row, token, status=status, now=now, error=decision.reason, attempted=True
+            )
             return ("expired" if decision.expired else "failed") if changed else "lost"
 
 
@@ -356,9 +357,12 @@ def claim(
     if is_postgres(session.get_bind()):  # type: ignore[arg-type]
         # Rows another worker is claiming right now are skipped, not waited for.
         due = due.with_for_update(skip_locked=True)
+    # A CTE is evaluated once; PostgreSQL may re-run a plain `IN (subquery ... LIMIT)` and
+    # then claim more rows than asked for.
+    chosen = due.cte("due")
     statement = (
         update(Message)
-        .where(Message.id.in_(due.scalar_subquery()))  # type: ignore[union-attr]
+        .where(Message.id == chosen.c.id)
         .where(Message.status == MessageStatus.pending.value)
         .values(
             status=MessageStatus.sending.value,

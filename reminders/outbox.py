@@ -220,6 +220,6 @@ def cancel_pending(
     if patient_id is not None:
         statement = statement.where(Message.patient_id == patient_id)
     if channel is not None:
-        statement = statement.where(Message.channel == channel.value)
+        statement = statement.where(Message.channel == str(channel))
     statement = statement.values(status=status.value, last_error=reason, updated_at=now)
     return session.execute(statement).rowcount or 0  # type: ignore[attr-defined]

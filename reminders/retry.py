@@ -47,7 +47,7 @@ def next_attempt(
     if error.retry_after is not None:
         # The provider's own Retry-After wins over a shorter draw, even past the cap.
         delay = max(delay, error.retry_after)
-    at = now + timedelta(seconds=delay)
-    if at >= expires_at:
+    # Compared in seconds before building a datetime, so an absurd Retry-After cannot overflow.
+    if delay >= (expires_at - now).total_seconds():
         return GiveUp(reason=f"expired before the next attempt: {error.reason}", expired=True)
-    return RetryAt(at=at)
+    return RetryAt(at=now + timedelta(seconds=delay))

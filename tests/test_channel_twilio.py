@@ -8,6 +8,8 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+from typing import Any
 
 import pytest
 
@@ -21,7 +23,7 @@ SENDER = "+15550001111"
 BODY = "Your clinic: your monthly steps are due this week. Reply STOP to opt out, HELP for help."
 
 
-def sms(to: str = PATIENT, body: str = BODY, **fields: object) -> OutgoingMessage:
+def sms(to: str = PATIENT, body: str = BODY, **fields: Any) -> OutgoingMessage:
     return OutgoingMessage(
         outbox_id=7, course_id=3, key="month-1", channel="sms", to=to, body=body, **fields
     )
@@ -189,6 +191,18 @@ def test_too_many_requests_is_transient_with_retry_after(
     assert error.permanent is False
     assert error.retry_after == 7
     assert "20429" in error.reason
+
+
+def test_retry_after_as_an_http_date_becomes_seconds(
+    twilio: TwilioServer, channel: TwilioSMS
+) -> None:
+    when = datetime.now(UTC) + timedelta(seconds=120)
+    twilio.fail_next("429", retry_after=format_datetime(when, usegmt=True))
+
+    error = failure(channel)
+
+    assert error.retry_after is not None
+    assert 100 < error.retry_after <= 120
 
 
 def test_server_error_is_transient(twilio: TwilioServer, channel: TwilioSMS) -> None:
@@ -379,9 +393,9 @@ def test_multi_segment_messages_count_each_segment_against_the_rate(
         ),
     ],
 )
-def test_from_settings_names_the_missing_variable(settings: dict[str, str], variable: str) -> None:
+def test_from_settings_names_the_missing_variable(settings: dict[str, Any], variable: str) -> None:
     with pytest.raises(ConfigError, match=variable) as caught:
-        TwilioSMS.from_settings(Settings(_env_file=None, **settings))  # type: ignore[call-arg]
+        TwilioSMS.from_settings(Settings(_env_file=None, **settings))  # type: ignore[call-arg, arg-type]
 
     assert "\n" not in str(caught.value)
     assert "secret" not in str(caught.value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 import time
@@ -42,6 +43,7 @@ _PERMANENT = {
 }
 _OPTED_OUT = 21610
 _PACING_HEADROOM = 0.95
+_MAX_RETRY_AFTER = 86400.0
 _TOO_MANY_REQUESTS = 20429
 _AUTHENTICATE = 20003
 
@@ -194,7 +196,8 @@ class TwilioSMS:
             error = DeliveryError("twilio timeout", permanent=False)
         except requests.ConnectionError:
             error = DeliveryError("twilio connection error", permanent=False)
-        except (requests.RequestException, TwilioException) as exc:
+        except (requests.RequestException, TwilioException, ValueError) as exc:
+            # ValueError: an answer that is not Twilio's JSON, e.g. a proxy's error page.
             error = DeliveryError(f"twilio error {type(exc).__name__}", permanent=False)
         else:
             log.info(
@@ -264,11 +267,13 @@ def _retry_after(headers: dict[str, str]) -> float | None:
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    if not math.isfinite(seconds):
         return None
-    return max(0.0, when.timestamp() - time.time())
+    # A day at most: beyond that the message is stale anyway, and the retry policy gives up.
+    return min(max(0.0, seconds), _MAX_RETRY_AFTER)

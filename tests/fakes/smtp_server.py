@@ -87,9 +87,11 @@ class _Handler:
         if reply:
             return reply
         raw = envelope.original_content or b""
-        parsed = email.message_from_bytes(raw, policy=default_policy)
+        # Parsed with native line endings, so a part's content compares equal to the text sent.
+        parsed = email.message_from_bytes(raw.replace(b"\r\n", b"\n"), policy=default_policy)
         assert isinstance(parsed, EmailMessage)
-        login = session.auth_data.login.decode() if session.authenticated else None
+        auth = session.auth_data
+        login = auth.login.decode() if isinstance(auth, LoginPassword) else None
         self.fake._capture(
             ReceivedEmail(
                 mail_from=envelope.mail_from or "",
@@ -162,7 +164,12 @@ class SmtpServer:
             kwargs["tls_context"] = self._tls_context
         if self.user is not None:
             kwargs["authenticator"] = self._authenticate
-            kwargs["auth_required"] = True
+            if self.implicit_tls:
+                # aiosmtpd cannot tell the socket is already encrypted and would hide AUTH;
+                # AUTH stays optional there, since requiring it without TLS makes aiosmtpd warn.
+                kwargs["auth_require_tls"] = False
+            else:
+                kwargs["auth_required"] = True
         for _ in range(3):  # the free port may be taken between probe and bind
             self.port = _free_port()
             controller = _Controller(self, port=self.port, **kwargs)

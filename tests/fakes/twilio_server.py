@@ -66,7 +66,7 @@ class Fault:
     """One scripted failure: an HTTP error, a Twilio error code, "drop" or "slow"."""
 
     kind: str
-    retry_after: float | None = None
+    retry_after: float | str | None = None  # seconds, or an HTTP date as Twilio may send
     delay: float = 1.0  # for "slow": seconds before answering normally
 
 
@@ -163,8 +163,7 @@ class TwilioServer:
     @property
     def url(self) -> str:
         assert self._httpd is not None, "server not started"
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://127.0.0.1:{self._httpd.server_port}"
 
     # -- what was received -----------------------------------------------------------------
 
@@ -358,7 +357,9 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 code = _KIND_CODES.get(fault.kind) or int(fault.kind)
                 headers = {}
-                if fault.retry_after is not None:
+                if isinstance(fault.retry_after, str):
+                    headers["Retry-After"] = fault.retry_after
+                elif fault.retry_after is not None:
                     headers["Retry-After"] = f"{fault.retry_after:g}"
                 elif fault.kind == "429":
                     headers["Retry-After"] = "1"
