@@ -187,3 +187,23 @@ class WorkerHeartbeat(SQLModel, table=True):
     started_at: datetime
     last_seen: datetime
     last_tick: datetime | None = None
+
+
+class InboundMessage(SQLModel, table=True):
+    """A text a patient sent to the service, kept for the clinic's staff.
+
+    The body is stored for staff to read and never written to a log. A webhook Twilio
+    delivers twice (same MessageSid) is recorded once.
+    """
+
+    __table_args__ = (
+        UniqueConstraint("patient_id", "provider_id", name="uq_inbound_patient_provider"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    clinic_id: int = Field(foreign_key="clinic.id", index=True)
+    patient_id: int = Field(foreign_key="patient.id", index=True)
+    keyword: str = Field(max_length=8)  # stop | start | help | other
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    provider_id: str | None = Field(default=None, max_length=64)
+    received_at: datetime = Field(default_factory=utcnow)

@@ -287,8 +287,8 @@ def _reply_error(stage: str, code: int, reply: bytes | str) -> DeliveryError:
     match = _ENHANCED.match(text)
     enhanced = match.group(1) if match else ""
     # Only the codes go into the reason: reply texts often quote the address.
-    reason = f"SMTP {code} {enhanced} at {stage}".replace("  ", " ")
-    if code == 421 or 400 <= code < 500:
+    reason = " ".join(part for part in ("SMTP", str(code), enhanced, "at", stage) if part)
+    if 400 <= code < 500:
         return DeliveryError(reason, permanent=False)
     if code == 550 and enhanced == "5.1.1":
         return DeliveryError(reason, permanent=True, opted_out=True)
