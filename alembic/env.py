@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from alembic import context
 from sqlmodel import SQLModel
 
+from alembic import context
 from reminders import models  # noqa: F401  (registers the tables)
 from reminders.config import get_settings
 from reminders.db import make_engine

@@ -207,7 +207,9 @@ def parse(data: dict[str, Any]) -> CarePlan:
         recurring.append(
             Recurring(
                 id=item_id,
-                topic=_choice(_take(table, "topic", where, str), RECURRING_TOPICS, f"{where}.topic"),
+                topic=_choice(
+                    _take(table, "topic", where, str), RECURRING_TOPICS, f"{where}.topic"
+                ),
                 first=_offset(table, "first", where),
                 every=every,
                 until=_choice(_take(table, "until", where, str, "end"), ("end",), f"{where}.until"),

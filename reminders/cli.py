@@ -30,7 +30,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 clinic_app = typer.Typer(help="Clinics and their API keys.", no_args_is_help=True)
-course_app = typer.Typer(help="Change a course: pause, resume, stop, end, move.", no_args_is_help=True)
+course_app = typer.Typer(
+    help="Change a course: pause, resume, stop, end, move.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(clinic_app, name="clinic")
 app.add_typer(course_app, name="course")
@@ -93,7 +95,9 @@ def clinic_add(
     region: Annotated[str, typer.Option(help="Region for national phone numbers.")] = "US",
     help_contact: Annotated[str, typer.Option(help="Phone or address for questions.")] = "",
     send_time: Annotated[str, typer.Option(help="Local time messages go out.")] = "10:00",
-    no_ipledge: Annotated[bool, typer.Option("--no-ipledge", help="Never plan iPLEDGE steps.")] = False,
+    no_ipledge: Annotated[
+        bool, typer.Option("--no-ipledge", help="Never plan iPLEDGE steps.")
+    ] = False,
     fmt: FormatOption = Format.text,
 ) -> None:
     """Create a clinic; prints its id and its API key (shown only once)."""
@@ -117,8 +121,9 @@ def clinic_add(
 
 
 @clinic_app.command("rotate-key")
-def clinic_rotate_key(clinic_id: Annotated[int, typer.Argument(help="Clinic id.")],
-                      fmt: FormatOption = Format.text) -> None:
+def clinic_rotate_key(
+    clinic_id: Annotated[int, typer.Argument(help="Clinic id.")], fmt: FormatOption = Format.text
+) -> None:
     """Issue a new API key for a clinic; the old one stops working at once."""
     from reminders.services import rotate_api_key
 
@@ -169,8 +174,12 @@ def enroll(
 
 @app.command("import")
 def import_file(
-    file: Annotated[Path, typer.Argument(help="CSV file with a header row.", exists=True,
-                                         dir_okay=False, readable=True)],
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV file with a header row.", exists=True, dir_okay=False, readable=True
+        ),
+    ],
     clinic: Annotated[int, typer.Option(help="Clinic id.")],
     fmt: FormatOption = Format.text,
 ) -> None:
@@ -182,9 +191,11 @@ def import_file(
 
     rt = runtime()
     data = file.read_bytes()
-    with clear_errors(), session_scope(rt.engine) as session, Progress(
-        transient=True, disable=not sys.stderr.isatty() or fmt == Format.json
-    ) as bar:
+    with (
+        clear_errors(),
+        session_scope(rt.engine) as session,
+        Progress(transient=True, disable=not sys.stderr.isatty() or fmt == Format.json) as bar,
+    ):
         found = get_clinic(session, clinic)
         task = bar.add_task("importing", total=None)
         report = import_csv(
@@ -217,7 +228,9 @@ def preview(
     locale: Annotated[str, typer.Option(help="en or es.")] = "en",
     channel: Annotated[str, typer.Option(help="sms or email.")] = "sms",
     last_dose: Annotated[str | None, typer.Option(help="Last dose date.")] = None,
-    pregnancy_test: Annotated[list[str] | None, typer.Option(help="Test date (repeatable).")] = None,
+    pregnancy_test: Annotated[
+        list[str] | None, typer.Option(help="Test date (repeatable).")
+    ] = None,
     clinic_name: Annotated[str, typer.Option(help="Clinic name for the text.")] = "Your Clinic",
     fmt: FormatOption = Format.text,
 ) -> None:
@@ -249,8 +262,10 @@ def preview(
     def text() -> str:
         lines = []
         for e in entries:
-            lines.append(f"{e['local_time'][:16].replace('T', ' ')}  {e['channel']:5}  "
-                         f"{e['status']:9} {','.join(e['topics'])}  ({e['key']})")
+            lines.append(
+                f"{e['local_time'][:16].replace('T', ' ')}  {e['channel']:5}  "
+                f"{e['status']:9} {','.join(e['topics'])}  ({e['key']})"
+            )
             if e.get("subject"):
                 lines.append(f"    Subject: {e['subject']}")
             lines.append(f"    {e['body']}")

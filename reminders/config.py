@@ -44,7 +44,9 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
 
-    dispatch_interval: float = Field(default=5.0, gt=0, description="seconds between dispatch ticks")
+    dispatch_interval: float = Field(
+        default=5.0, gt=0, description="seconds between dispatch ticks"
+    )
     plan_interval: float = Field(default=300.0, gt=0, description="seconds between planner passes")
     plan_horizon_days: int = Field(default=7, ge=1)
     batch_size: int = Field(default=100, ge=1)

@@ -60,19 +60,41 @@ def run_demo(*, days: int = 240) -> None:
     typer.echo(f"Demo database: {folder / 'demo.db'}; courses start {start}.\n")
     with session_scope(rt.engine) as session:
         clinic, _ = create_clinic(
-            session, name="Riverside Dermatology", timezone="America/New_York",
-            help_contact="555-0100", now=clock[0],
+            session,
+            name="Riverside Dermatology",
+            timezone="America/New_York",
+            help_contact="555-0100",
+            now=clock[0],
         )
         ctx = rt.context(clock[0])
         people = [
-            {"first_name": "Ana", "phone": "+12125550101", "channel": "sms",
-             "timezone": "America/New_York", "start_date": start},
-            {"first_name": "Ben", "email": "ben@example.com", "channel": "email",
-             "timezone": "America/Los_Angeles", "start_date": start},
-            {"first_name": "Carla", "phone": "+13055550102", "channel": "sms", "locale": "es",
-             "timezone": "America/Chicago", "start_date": start, "ipledge": True},
+            {
+                "first_name": "Ana",
+                "phone": "+12125550101",
+                "channel": "sms",
+                "timezone": "America/New_York",
+                "start_date": start,
+            },
+            {
+                "first_name": "Ben",
+                "email": "ben@example.com",
+                "channel": "email",
+                "timezone": "America/Los_Angeles",
+                "start_date": start,
+            },
+            {
+                "first_name": "Carla",
+                "phone": "+13055550102",
+                "channel": "sms",
+                "locale": "es",
+                "timezone": "America/Chicago",
+                "start_date": start,
+                "ipledge": True,
+            },
         ]
-        courses = [enroll(session, clinic=clinic, raw=p, source="staff", ctx=ctx)[1] for p in people]
+        courses = [
+            enroll(session, clinic=clinic, raw=p, source="staff", ctx=ctx)[1] for p in people
+        ]
         zones = {c.id: p["timezone"] for c, p in zip(courses, people, strict=True)}
     for person in people:
         typer.echo(f"Enrolled {person['first_name']} ({person['channel']}, {person['timezone']})")
@@ -80,17 +102,28 @@ def run_demo(*, days: int = 240) -> None:
     typer.echo("Ana's clinic ends her course on day 140.\n")
     transports = {name: ShowTransport(name, clock, zones) for name in ("sms", "email")}
     dispatcher = Dispatcher(
-        engine=rt.engine, settings=rt.settings, careplan=rt.careplan, renderer=rt.renderer,
-        transports=transports, clock=lambda: clock[0],  # type: ignore[arg-type]
+        engine=rt.engine,
+        settings=rt.settings,
+        careplan=rt.careplan,
+        renderer=rt.renderer,
+        transports=transports,
+        clock=lambda: clock[0],  # type: ignore[arg-type]
     )
     end = datetime.combine(start, datetime.min.time(), UTC) + timedelta(days=days)
     events = {
         start + timedelta(days=28): lambda s, c: record_event(
-            s, course=get_course(s, course_id=courses[2].id), type="pregnancy_test",
-            on=start + timedelta(days=28), ctx=c),
+            s,
+            course=get_course(s, course_id=courses[2].id),
+            type="pregnancy_test",
+            on=start + timedelta(days=28),
+            ctx=c,
+        ),
         start + timedelta(days=140): lambda s, c: end_course(
-            s, course=get_course(s, course_id=courses[0].id),
-            last_dose_date=start + timedelta(days=140), ctx=c),
+            s,
+            course=get_course(s, course_id=courses[0].id),
+            last_dose_date=start + timedelta(days=140),
+            ctx=c,
+        ),
     }
     sent = 0
     while clock[0] < end:

@@ -151,9 +151,13 @@ class Dispatcher:
             row, patient, clinic = job.row, job.patient, job.clinic
             tz = zone(patient.timezone)
             quiet = {"quiet_start": clinic.quiet_start, "quiet_end": clinic.quiet_end}
-            opted_out = patient.sms_opted_out if row.channel == Channel.sms else patient.email_opted_out
+            opted_out = (
+                patient.sms_opted_out if row.channel == Channel.sms else patient.email_opted_out
+            )
             if job.course.status != CourseStatus.active:
-                _settle(session, row, token, MessageStatus.cancelled, f"course {job.course.status}", now)
+                _settle(
+                    session, row, token, MessageStatus.cancelled, f"course {job.course.status}", now
+                )
                 report.add("cancelled")
                 continue
             if opted_out:
@@ -266,7 +270,9 @@ class Dispatcher:
         for job in jobs:
             if self.stopping():
                 with session_scope(self.engine) as session:
-                    _release(session, job.row, token, job.row.send_after, "worker stopping", self.clock())
+                    _release(
+                        session, job.row, token, job.row.send_after, "worker stopping", self.clock()
+                    )
                 outcomes.append("deferred")
                 continue
             outcomes.append(self._send_one(job, token))
@@ -313,9 +319,20 @@ class Dispatcher:
             if error.opted_out:
                 patient = session.get(Patient, patient.id)  # type: ignore[assignment]
                 channel = Channel(row.channel)
-                status = MessageStatus.suppressed if channel == Channel.sms else MessageStatus.failed
-                if _finish(session, row, token, status=status, now=now, error=error.reason, attempted=True):
-                    opt_out(session, patient=patient, channel=channel, source="provider", now=now, detail=error.reason)
+                status = (
+                    MessageStatus.suppressed if channel == Channel.sms else MessageStatus.failed
+                )
+                if _finish(
+                    session, row, token, status=status, now=now, error=error.reason, attempted=True
+                ):
+                    opt_out(
+                        session,
+                        patient=patient,
+                        channel=channel,
+                        source="provider",
+                        now=now,
+                        detail=error.reason,
+                    )
                     return "suppressed" if status == MessageStatus.suppressed else "failed"
                 return "lost"
             decision = retry.next_attempt(
@@ -472,10 +489,11 @@ def _courses_with_sms(session: Session, courses: set[int]) -> set[int]:
         .where(
             Message.course_id.in_(courses),  # type: ignore[attr-defined]
             Message.channel == Channel.sms.value,
-            Message.status.in_((*REACHED, MessageStatus.sending.value, MessageStatus.unknown.value)),  # type: ignore[attr-defined]
+            Message.status.in_(
+                (*REACHED, MessageStatus.sending.value, MessageStatus.unknown.value)
+            ),  # type: ignore[attr-defined]
             Message.sent_at.is_not(None),  # type: ignore[union-attr]
         )
         .distinct()
     )
     return {course_id for (course_id,) in rows}
-

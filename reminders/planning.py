@@ -193,9 +193,7 @@ def plan_course(
         return Plan([], [])
     zone = rules.timezone
     begin = course.plan_from or now
-    begin_slot = next_allowed(
-        begin, zone, quiet_start=rules.quiet_start, quiet_end=rules.quiet_end
-    )
+    begin_slot = next_allowed(begin, zone, quiet_start=rules.quiet_start, quiet_end=rules.quiet_end)
     begin_day = to_local(begin_slot, zone).date()
 
     occupied: dict[date, int] = {}
@@ -222,9 +220,8 @@ def plan_course(
     todo.sort(key=lambda c: (-c.priority, c.day, c.key))
     placed: dict[date, list[list[Candidate]]] = {}
     for item in todo:
-        if item.mergeable and placed.get(item.day):
-            if _merge(item, placed[item.day]):
-                continue
+        if item.mergeable and placed.get(item.day) and _merge(item, placed[item.day]):
+            continue
         day = _first_free_day(item, occupied, plan, rules, begin_slot)
         if day is not None:
             placed.setdefault(day, []).append([item])

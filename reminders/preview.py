@@ -112,8 +112,14 @@ def preview_new(
         raise InvalidInput.one("channel", f"{channel!r} is not sms or email")
     clinic = Clinic(name=clinic_name, help_contact="")
     patient = Patient(
-        clinic_id=0, first_name="Alex", channel=channel, timezone=tz, locale=locale,
-        ipledge=ipledge, consent_at=now, consent_source="preview",
+        clinic_id=0,
+        first_name="Alex",
+        channel=channel,
+        timezone=tz,
+        locale=locale,
+        ipledge=ipledge,
+        consent_at=now,
+        consent_source="preview",
     )
     course = CourseFacts(
         start_date=start_date,
@@ -149,9 +155,16 @@ def preview_course(
         sms_seen = sms_seen or row.channel == Channel.sms
         entries.append(
             _entry(
-                rt, clinic=clinic, patient=patient, key=row.key, topics=row.topics.split(","),
-                parts=parts, channel=row.channel, due_at=row.sent_at or row.due_at,
-                status=str(row.status), first=first,
+                rt,
+                clinic=clinic,
+                patient=patient,
+                key=row.key,
+                topics=row.topics.split(","),
+                parts=parts,
+                channel=row.channel,
+                due_at=row.sent_at or row.due_at,
+                status=str(row.status),
+                first=first,
             )
         )
     entries += _planned(rt, plan, clinic, patient, channels_for(patient), first=not sms_seen)

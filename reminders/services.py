@@ -352,9 +352,7 @@ def stop_course(session: Session, *, course: Course, ctx: Context) -> Course:
     return course
 
 
-def end_course(
-    session: Session, *, course: Course, last_dose_date: Any, ctx: Context
-) -> Course:
+def end_course(session: Session, *, course: Course, last_dose_date: Any, ctx: Context) -> Course:
     """Record the last dose: after-course messages are planned from it."""
     try:
         last_dose = parse_date(last_dose_date)

@@ -30,7 +30,9 @@ class StatusReport:
 
 def collect(session: Session, *, now: datetime) -> StatusReport:
     def count(*conditions) -> int:  # type: ignore[no-untyped-def]
-        return session.execute(select(func.count()).select_from(Message).where(*conditions)).scalar_one()
+        return session.execute(
+            select(func.count()).select_from(Message).where(*conditions)
+        ).scalar_one()
 
     pending = Message.status == MessageStatus.pending.value
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)

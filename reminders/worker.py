@@ -120,12 +120,25 @@ def run(runtime: Runtime) -> None:
 
     # One job each, never one job per reminder: the outbox is the schedule.
     common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
-    scheduler.add_job(plan_job, "interval", seconds=settings.plan_interval, id="plan",
-                      next_run_time=datetime.now(UTC), **common)
-    scheduler.add_job(dispatch_job, "interval", seconds=settings.dispatch_interval,
-                      id="dispatch", next_run_time=datetime.now(UTC), **common)
-    scheduler.add_job(reap_job, "interval", seconds=max(10, settings.lease_seconds // 4),
-                      id="reap", **common)
+    scheduler.add_job(
+        plan_job,
+        "interval",
+        seconds=settings.plan_interval,
+        id="plan",
+        next_run_time=datetime.now(UTC),
+        **common,
+    )
+    scheduler.add_job(
+        dispatch_job,
+        "interval",
+        seconds=settings.dispatch_interval,
+        id="dispatch",
+        next_run_time=datetime.now(UTC),
+        **common,
+    )
+    scheduler.add_job(
+        reap_job, "interval", seconds=max(10, settings.lease_seconds // 4), id="reap", **common
+    )
 
     def shutdown(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: finishing in-flight sends, then exiting", signum)

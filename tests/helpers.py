@@ -15,12 +15,19 @@ from reminders.services import create_clinic, enroll
 
 def add_clinic(rt: Runtime, now: datetime, **kwargs: Any) -> Clinic:
     with session_scope(rt.engine) as session:
-        clinic, _key = create_clinic(session, name=kwargs.pop("name", "Riverside Dermatology"),
-                                     help_contact="555-0100", now=now, **kwargs)
+        clinic, _key = create_clinic(
+            session,
+            name=kwargs.pop("name", "Riverside Dermatology"),
+            help_contact="555-0100",
+            now=now,
+            **kwargs,
+        )
         return clinic
 
 
-def add_patient(rt: Runtime, clinic: Clinic, now: datetime, **fields: Any) -> tuple[Patient, Course]:
+def add_patient(
+    rt: Runtime, clinic: Clinic, now: datetime, **fields: Any
+) -> tuple[Patient, Course]:
     raw = {
         "first_name": "Ana",
         "phone": "+12125550101",

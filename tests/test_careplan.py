@@ -245,6 +245,7 @@ def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
 
 @pytest.mark.xfail(
     strict=True,
+    raises=TypeError,
     reason="careplan.parse iterates a non-table section (limits = 3) as a mapping: TypeError",
 )
 def test_a_section_that_is_not_a_table_is_a_care_plan_error(tmp_path: Path) -> None:
@@ -257,6 +258,7 @@ def test_a_section_that_is_not_a_table_is_a_care_plan_error(tmp_path: Path) -> N
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="a [message] table is iterated key by key and reported as unknown field 'd'",
 )
 def test_a_single_message_table_instead_of_an_array_says_to_use_double_brackets(
@@ -277,6 +279,7 @@ def test_a_single_message_table_instead_of_an_array_says_to_use_double_brackets(
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="careplan._offset re-wraps the CarePlanError of _take and repeats the location",
 )
 def test_a_missing_offset_names_its_location_once() -> None:

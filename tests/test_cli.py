@@ -52,16 +52,29 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def clinic_id(cli) -> str:
-    out = cli("clinic", "add", "--name", "Riverside Dermatology", "--help-contact", "555-0100",
-              "--format", "json").stdout
+    out = cli(
+        "clinic",
+        "add",
+        "--name",
+        "Riverside Dermatology",
+        "--help-contact",
+        "555-0100",
+        "--format",
+        "json",
+    ).stdout
     data = json.loads(out)
     assert data["api_key"].startswith("rk_")
     return str(data["id"])
 
 
 def enroll_args(clinic_id: str, **changes: str) -> list[str]:
-    options = {"--first-name": "Ana", "--phone": "+12125550101", "--tz": "America/New_York",
-               "--start": "2026-03-20", "--channel": "sms"}
+    options = {
+        "--first-name": "Ana",
+        "--phone": "+12125550101",
+        "--tz": "America/New_York",
+        "--start": "2026-03-20",
+        "--channel": "sms",
+    }
     options.update(changes)
     args = ["enroll", "--clinic", clinic_id]
     for name, value in options.items():
@@ -71,9 +84,21 @@ def enroll_args(clinic_id: str, **changes: str) -> list[str]:
 
 
 def test_every_command_has_help(cli) -> None:
-    for command in (["db", "upgrade"], ["clinic", "add"], ["clinic", "rotate-key"], ["enroll"],
-                    ["import"], ["preview"], ["send-due"], ["worker"], ["status"], ["demo"],
-                    ["course", "pause"], ["course", "end"], ["course", "record-test"]):
+    for command in (
+        ["db", "upgrade"],
+        ["clinic", "add"],
+        ["clinic", "rotate-key"],
+        ["enroll"],
+        ["import"],
+        ["preview"],
+        ["send-due"],
+        ["worker"],
+        ["status"],
+        ["demo"],
+        ["course", "pause"],
+        ["course", "end"],
+        ["course", "record-test"],
+    ):
         assert "Usage" in cli(*command, "--help").stdout
 
 
@@ -117,7 +142,9 @@ def test_a_second_active_course_for_the_same_phone_is_refused(cli, clinic_id) ->
     cli(*enroll_args(clinic_id))
     before = cli.counts()
     result = cli(*enroll_args(clinic_id, **{"--first-name": "Ann"}), code=2)
-    assert result.stderr.strip() == "error: phone: already enrolled in an active course at this clinic"
+    assert (
+        result.stderr.strip() == "error: phone: already enrolled in an active course at this clinic"
+    )
     assert cli.counts() == before
 
 
@@ -126,11 +153,14 @@ def test_an_unknown_clinic_is_refused(cli) -> None:
     assert "clinic 999 not found" in result.stderr
 
 
-def test_a_care_plan_with_a_bad_offset_stops_every_command(cli, clinic_id, tmp_path,
-                                                            monkeypatch) -> None:
+def test_a_care_plan_with_a_bad_offset_stops_every_command(
+    cli, clinic_id, tmp_path, monkeypatch
+) -> None:
     plan = tmp_path / "plan.toml"
-    plan.write_text('[[message]]\nid = "hello"\ntopic = "welcome"\nanchor = "start"\n'
-                    'offset = "3x"\npriority = 1\n')
+    plan.write_text(
+        '[[message]]\nid = "hello"\ntopic = "welcome"\nanchor = "start"\n'
+        'offset = "3x"\npriority = 1\n'
+    )
     monkeypatch.setenv("CAREPLAN_PATH", str(plan))
     get_settings.cache_clear()
     result = cli(*enroll_args(clinic_id), code=2)
@@ -138,11 +168,14 @@ def test_a_care_plan_with_a_bad_offset_stops_every_command(cli, clinic_id, tmp_p
     assert cli.counts()["Patient"] == 0
 
 
-def test_a_care_plan_naming_an_unknown_template_stops_every_command(cli, clinic_id, tmp_path,
-                                                                     monkeypatch) -> None:
+def test_a_care_plan_naming_an_unknown_template_stops_every_command(
+    cli, clinic_id, tmp_path, monkeypatch
+) -> None:
     plan = tmp_path / "plan.toml"
-    plan.write_text('[[message]]\nid = "hello"\ntopic = "welcome"\nanchor = "start"\n'
-                    'offset = "0d"\npriority = 1\ntemplate = "no_such_text"\n')
+    plan.write_text(
+        '[[message]]\nid = "hello"\ntopic = "welcome"\nanchor = "start"\n'
+        'offset = "0d"\npriority = 1\ntemplate = "no_such_text"\n'
+    )
     monkeypatch.setenv("CAREPLAN_PATH", str(plan))
     get_settings.cache_clear()
     result = cli(*enroll_args(clinic_id), code=2)
@@ -179,25 +212,41 @@ def test_import_reads_lf_files_without_a_bom_and_reports_json(cli, clinic_id, tm
     assert [(e["row"], e["field"]) for e in report["errors"]] == [(4, "phone"), (5, "timezone")]
 
 
-def test_import_refuses_a_file_with_an_unknown_column_and_writes_nothing(cli, clinic_id,
-                                                                        tmp_path) -> None:
+def test_import_refuses_a_file_with_an_unknown_column_and_writes_nothing(
+    cli, clinic_id, tmp_path
+) -> None:
     path = tmp_path / "patients.csv"
-    path.write_text("first_name,phone,email,channel,timezone,start_date,shoe_size\n"
-                    "Ana,2125550101,,sms,America/New_York,2026-03-20,9\n")
+    path.write_text(
+        "first_name,phone,email,channel,timezone,start_date,shoe_size\n"
+        "Ana,2125550101,,sms,America/New_York,2026-03-20,9\n"
+    )
     result = cli("import", str(path), "--clinic", clinic_id, code=2)
     assert result.stderr.strip() == "error: shoe_size: unknown column"
     assert cli.counts()["Patient"] == 0
 
 
 def test_preview_without_a_database_lists_the_whole_course_as_json(cli) -> None:
-    out = cli("preview", "--start", "2026-04-01", "--tz", "Europe/Madrid", "--locale", "es",
-              "--channel", "email", "--format", "json").stdout
+    out = cli(
+        "preview",
+        "--start",
+        "2026-04-01",
+        "--tz",
+        "Europe/Madrid",
+        "--locale",
+        "es",
+        "--channel",
+        "email",
+        "--format",
+        "json",
+    ).stdout
     entries = json.loads(out)
     assert entries[0]["key"] == "welcome"
     assert entries[0]["local_time"] == "2026-04-01T10:00:00+02:00"
     assert entries[0]["due_at"] == "2026-04-01T08:00:00Z"
-    assert all({"key", "topics", "channel", "due_at", "local_time", "body", "subject"} <= set(e)
-               for e in entries)
+    assert all(
+        {"key", "topics", "channel", "due_at", "local_time", "body", "subject"} <= set(e)
+        for e in entries
+    )
     assert any(e["key"] == "after_6_months" for e in entries)
 
 

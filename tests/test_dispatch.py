@@ -28,12 +28,20 @@ class Clock:
         return self.now
 
 
-def dispatcher(rt: Runtime, clock: Clock) -> tuple[Dispatcher, ScriptedTransport, ScriptedTransport]:
+def dispatcher(
+    rt: Runtime, clock: Clock
+) -> tuple[Dispatcher, ScriptedTransport, ScriptedTransport]:
     sms, email = ScriptedTransport("sms"), ScriptedTransport("email")
     return (
-        Dispatcher(engine=rt.engine, settings=rt.settings, careplan=rt.careplan,
-                   renderer=rt.renderer, transports={"sms": sms, "email": email},
-                   clock=clock, rng=random.Random(7)),
+        Dispatcher(
+            engine=rt.engine,
+            settings=rt.settings,
+            careplan=rt.careplan,
+            renderer=rt.renderer,
+            transports={"sms": sms, "email": email},
+            clock=clock,
+            rng=random.Random(7),
+        ),
         sms,
         email,
     )
@@ -65,8 +73,7 @@ def test_two_claims_at_once_never_share_a_row(any_runtime) -> None:
     with session_scope(any_runtime.engine) as first, session_scope(any_runtime.engine) as second:
         a = claim(first, now=later, limit=4, lease_until=later + timedelta(minutes=2), token="a")
         first.commit()
-        b = claim(second, now=later, limit=100, lease_until=later + timedelta(minutes=2),
-                  token="b")
+        b = claim(second, now=later, limit=100, lease_until=later + timedelta(minutes=2), token="b")
     assert len(a) == 4 and b and not set(a) & set(b)
 
 
@@ -78,8 +85,11 @@ def test_a_result_from_a_worker_that_lost_its_lease_changes_nothing(any_runtime)
     def stolen(message) -> None:
         # Another worker took the row over while this send was in flight.
         with session_scope(any_runtime.engine) as session:
-            session.execute(update(Message).where(Message.id == message.outbox_id)
-                            .values(claim_token="someone-else"))
+            session.execute(
+                update(Message)
+                .where(Message.id == message.outbox_id)
+                .values(claim_token="someone-else")
+            )
 
     sms.on_send = stolen
     assert worker.tick().lost == 1
@@ -92,8 +102,9 @@ def test_a_message_due_in_quiet_hours_waits_for_the_morning(runtime) -> None:
     row = welcome_due(runtime)
     late = datetime.fromisoformat("2026-03-17T02:30:00+00:00")  # 22:30 in New York
     with session_scope(runtime.engine) as session:
-        session.execute(update(Message).where(Message.id == row.id)
-                        .values(send_after=late - timedelta(hours=1)))
+        session.execute(
+            update(Message).where(Message.id == row.id).values(send_after=late - timedelta(hours=1))
+        )
     worker, sms, _ = dispatcher(runtime, Clock(late))
     assert worker.tick().deferred == 1
     assert not sms.attempts

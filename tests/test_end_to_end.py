@@ -44,18 +44,34 @@ def delivered(tmp_path: Path) -> list[dict]:
 def test_every_planned_message_arrives_once_in_order_at_its_instant(cli, tmp_path: Path) -> None:
     with freeze_time(START):
         cli("db", "upgrade")
-        clinic = json.loads(cli("clinic", "add", "--name", "Riverside Dermatology",
-                                "--format", "json"))
-        enrolled = json.loads(cli(
-            "enroll", "--clinic", str(clinic["id"]), "--first-name", "Ana",
-            "--phone", "(212) 555-0101", "--tz", "America/New_York", "--start", "2026-03-03",
-            "--ipledge", "--format", "json",
-        ))
-        timeline = json.loads(cli("preview", "--course", str(enrolled["course_id"]),
-                                  "--format", "json"))
+        clinic = json.loads(
+            cli("clinic", "add", "--name", "Riverside Dermatology", "--format", "json")
+        )
+        enrolled = json.loads(
+            cli(
+                "enroll",
+                "--clinic",
+                str(clinic["id"]),
+                "--first-name",
+                "Ana",
+                "--phone",
+                "(212) 555-0101",
+                "--tz",
+                "America/New_York",
+                "--start",
+                "2026-03-03",
+                "--ipledge",
+                "--format",
+                "json",
+            )
+        )
+        timeline = json.loads(
+            cli("preview", "--course", str(enrolled["course_id"]), "--format", "json")
+        )
     assert len(timeline) > 25, "a whole course and its after-care"
-    instants = [datetime.fromisoformat(entry["due_at"].replace("Z", "+00:00"))
-                for entry in timeline]
+    instants = [
+        datetime.fromisoformat(entry["due_at"].replace("Z", "+00:00")) for entry in timeline
+    ]
     assert instants == sorted(instants)
 
     for entry, instant in zip(timeline, instants, strict=True):

@@ -65,11 +65,18 @@ def test_a_start_date_change_replans_pending_rows_and_keeps_sent_ones(any_runtim
     sent_before = outbox(any_runtime, key="welcome")[0]
     with session_scope(any_runtime.engine) as session:
         found = get_course(session, course_id=course.id)
-        change_course(session, course=found, start_date=NOW.date() + timedelta(days=3),
-                      ctx=any_runtime.context(NOW))
+        change_course(
+            session,
+            course=found,
+            start_date=NOW.date() + timedelta(days=3),
+            ctx=any_runtime.context(NOW),
+        )
     welcome = outbox(any_runtime, key="welcome")[0]
     assert (welcome.status, welcome.sent_at, welcome.due_at) == (
-        "sent", sent_before.sent_at, sent_before.due_at)
+        "sent",
+        sent_before.sent_at,
+        sent_before.due_at,
+    )
     dry_lips = outbox(any_runtime, key="dry_lips")[0]
     assert dry_lips.status == MessageStatus.pending
     assert dry_lips.due_at.date() == NOW.date() + timedelta(days=5)
@@ -79,16 +86,18 @@ def test_pausing_cancels_pending_rows_and_resuming_plans_from_now(any_runtime) -
     clinic = add_clinic(any_runtime, NOW)
     _patient, course = add_patient(any_runtime, clinic, NOW)
     with session_scope(any_runtime.engine) as session:
-        pause_course(session, course=get_course(session, course_id=course.id),
-                     ctx=any_runtime.context(NOW))
+        pause_course(
+            session, course=get_course(session, course_id=course.id), ctx=any_runtime.context(NOW)
+        )
     assert {r.status for r in outbox(any_runtime)} == {"cancelled"}
     with session_scope(any_runtime.engine) as session:
         plan_all(session, ctx=any_runtime.context(NOW + timedelta(days=1)))
     assert {r.status for r in outbox(any_runtime)} == {"cancelled"}  # paused plans nothing
     later = NOW + timedelta(days=20)
     with session_scope(any_runtime.engine) as session:
-        resume_course(session, course=get_course(session, course_id=course.id),
-                      ctx=any_runtime.context(later))
+        resume_course(
+            session, course=get_course(session, course_id=course.id), ctx=any_runtime.context(later)
+        )
     pending = outbox(any_runtime, status="pending")
     assert pending, "resuming plans the coming messages again"
     assert all(r.due_at >= later for r in pending)
@@ -102,13 +111,16 @@ def test_ending_the_course_moves_the_after_course_messages(any_runtime) -> None:
     at = NOW + timedelta(days=125)
     with session_scope(any_runtime.engine) as session:
         found = get_course(session, course_id=course.id)
-        end_course(session, course=found, last_dose_date=last_dose,
-                   ctx=any_runtime.context(at))
+        end_course(session, course=found, last_dose_date=last_dose, ctx=any_runtime.context(at))
     with session_scope(any_runtime.engine) as session:
         from reminders.outbox import plan_for
 
-        plan, _rows = plan_for(session, course=get_course(session, course_id=course.id),
-                               careplan=any_runtime.careplan, now=at)
+        plan, _rows = plan_for(
+            session,
+            course=get_course(session, course_id=course.id),
+            careplan=any_runtime.careplan,
+            now=at,
+        )
     due = {m.key: m.local_due.date() for m in plan.messages}
     assert due["after_1_month"] == date(2026, 7, 24)  # last dose 2026-06-24 + 1 month
     assert due["after_6_months"] == date(2026, 12, 24)
@@ -119,13 +131,20 @@ def test_a_course_ends_completed_once_every_message_is_handled(any_runtime) -> N
     _patient, course = add_patient(any_runtime, clinic, NOW)
     last_dose = NOW.date() + timedelta(days=2)
     with session_scope(any_runtime.engine) as session:
-        end_course(session, course=get_course(session, course_id=course.id),
-                   last_dose_date=last_dose, ctx=any_runtime.context(NOW))
+        end_course(
+            session,
+            course=get_course(session, course_id=course.id),
+            last_dose_date=last_dose,
+            ctx=any_runtime.context(NOW),
+        )
         session.execute(update(Message).values(status="sent", sent_at=NOW))
     later = NOW + timedelta(days=400)
     dispatcher = Dispatcher(
-        engine=any_runtime.engine, settings=any_runtime.settings, careplan=any_runtime.careplan,
-        renderer=any_runtime.renderer, transports={"sms": Console("sms", out=io.StringIO())},
+        engine=any_runtime.engine,
+        settings=any_runtime.settings,
+        careplan=any_runtime.careplan,
+        renderer=any_runtime.renderer,
+        transports={"sms": Console("sms", out=io.StringIO())},
         clock=lambda: later,
     )
     for _ in range(2):  # the first pass finds the after-course messages long past: expired
