@@ -137,8 +137,9 @@ def _take(table: dict[str, Any], name: str, where: str, kind: type, default: Any
 
 
 def _offset(table: dict[str, Any], name: str, where: str) -> Offset:
+    text = _take(table, name, where, str)
     try:
-        return Offset.parse(_take(table, name, where, str))
+        return Offset.parse(text)
     except ValueError as exc:
         raise CarePlanError(f"{where}.{name}: {exc}") from None
 
@@ -160,12 +161,29 @@ def _unknown_keys(table: dict[str, Any], allowed: set[str], where: str) -> None:
         raise CarePlanError(f"{where}: unknown field {unknown[0]!r}")
 
 
+def _tables(data: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    """An array of tables ([[name]]), refusing the shapes a hand-written file gets wrong."""
+    value = data.get(name, [])
+    if isinstance(value, dict):
+        raise CarePlanError(f"{name}: write each entry as [[{name}]], not [{name}]")
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise CarePlanError(f"{name}: must be a list of [[{name}]] tables")
+    return value
+
+
+def _table(data: dict[str, Any], name: str) -> dict[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise CarePlanError(f"{name}: must be a [{name}] table")
+    return value
+
+
 def parse(data: dict[str, Any]) -> CarePlan:
     """Validate a parsed care-plan document."""
     _unknown_keys(data, {"limits", "message", "recurring", "ipledge"}, "care plan")
     entries = []
     seen: set[str] = set()
-    for index, table in enumerate(data.get("message", [])):
+    for index, table in enumerate(_tables(data, "message")):
         where = f"message[{index}]"
         _unknown_keys(table, _ENTRY_KEYS, where)
         entry_id = _take(table, "id", where, str)
@@ -193,7 +211,7 @@ def parse(data: dict[str, Any]) -> CarePlan:
             )
         )
     recurring = []
-    for index, table in enumerate(data.get("recurring", [])):
+    for index, table in enumerate(_tables(data, "recurring")):
         where = f"recurring[{index}]"
         _unknown_keys(table, _RECURRING_KEYS, where)
         item_id = _take(table, "id", where, str)
@@ -217,8 +235,8 @@ def parse(data: dict[str, Any]) -> CarePlan:
                 template=_take(table, "template", where, str, item_id),
             )
         )
-    ipledge = _parse_ipledge(data.get("ipledge", {}))
-    limits = data.get("limits", {})
+    ipledge = _parse_ipledge(_table(data, "ipledge"))
+    limits = _table(data, "limits")
     _unknown_keys(limits, {"per_day", "per_week"}, "limits")
     per_day = _take(limits, "per_day", "limits", int, 1)
     per_week = _take(limits, "per_week", "limits", int, 3)
@@ -239,7 +257,9 @@ def _parse_ipledge(table: dict[str, Any]) -> Ipledge:
         values[name] = _take(table, name, where, str, getattr(defaults, name))
     days = _take(table, "countdown_days", where, list, list(defaults.countdown_days))
     window = values["window_days"]
-    if not days or any(not isinstance(d, int) or not 1 <= d <= window for d in days):
+    if not days or any(
+        isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= window for d in days
+    ):
         raise CarePlanError(f"{where}.countdown_days: each day must be between 1 and {window}")
     if values["monthly_every_days"] < 7:
         raise CarePlanError(f"{where}.monthly_every_days: must be at least 7")

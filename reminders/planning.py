@@ -57,6 +57,7 @@ class Candidate:
     day: date
     last_day: date  # the last local day the item is still worth sending
     params: Mapping[str, Any] = field(default_factory=dict)
+    owed: bool = False  # its day had passed when planning began: send as soon as allowed
 
     @property
     def mergeable(self) -> bool:
@@ -235,9 +236,9 @@ def plan_course(
 
     messages: list[PlannedMessage] = []
     for day in sorted(placed):
-        slot = _slot(day, rules, begin_slot)
-        assert slot is not None  # _first_free_day only returns days with a slot
         for merged in placed[day]:
+            slot = _slot(day, rules, begin_slot, owed=any(c.owed for c in merged))
+            assert slot is not None  # _first_free_day only returns days with a slot
             merged.sort(key=lambda c: (-c.priority, c.key))
             last_day = min(item.last_day for item in merged)
             expires = local_instant(last_day, rules.quiet_start, zone)
@@ -292,15 +293,20 @@ def _moved(item: Candidate, day: date) -> Candidate:
         day=day,
         last_day=last_day,
         params=item.params,
+        owed=day > item.day,
     )
 
 
-def _slot(day: date, rules: Rules, begin_slot: datetime) -> datetime | None:
-    """The instant a message goes out on `day`, or None when the day has no allowed time left."""
+def _slot(day: date, rules: Rules, begin_slot: datetime, *, owed: bool = False) -> datetime | None:
+    """The instant a message goes out on `day`, or None when the day has no allowed time left.
+
+    A message already owed when planning began (its day had passed) goes out as soon as it
+    may; waiting for the clinic's send time would only delay it further.
+    """
     zone = rules.timezone
-    slot = local_instant(day, rules.send_time, zone)
-    if slot < begin_slot:
-        slot = begin_slot
+    if owed and day == to_local(begin_slot, zone).date():
+        return begin_slot
+    slot = max(local_instant(day, rules.send_time, zone), begin_slot)
     slot = next_allowed(slot, zone, quiet_start=rules.quiet_start, quiet_end=rules.quiet_end)
     return slot if to_local(slot, zone).date() == day else None
 

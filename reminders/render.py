@@ -179,7 +179,7 @@ class Renderer:
             subject=subject, text=text.strip() + "\n", html=css_inline.inline(html)
         )
 
-    def missing_templates(self, template: str, *, short: bool = False) -> list[str]:
+    def missing_templates(self, template: str, short: bool = False) -> list[str]:
         """Paths, relative to the templates directory, that this template id still lacks."""
         patterns = _FILES + (_SHORT_FILES if short else ())
         wanted = [

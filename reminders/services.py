@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import func, or_, update
 from sqlmodel import Session, select
 
 from reminders.careplan import CarePlan
+from reminders.inbound import Keyword, classify
 from reminders.models import (
     Channel,
     ChannelChoice,
@@ -25,17 +26,23 @@ from reminders.models import (
     Course,
     CourseEvent,
     CourseStatus,
+    InboundMessage,
+    Message,
     MessageStatus,
     Patient,
 )
 from reminders.outbox import cancel_pending, materialize, zone
 from reminders.planning import PREGNANCY_TEST
+from reminders.render import LOCALES
 from reminders.timing import is_quiet, to_local
 from reminders.validation import (
+    CHANNELS,
     Enrollment,
     FieldError,
     InvalidInput,
     parse_date,
+    parse_email,
+    parse_phone,
     parse_timezone,
     validate_enrollment,
 )
@@ -115,7 +122,7 @@ def create_clinic(
         _parse_time("quiet_end", quiet_end),
     )
     # Quiet hours may only be narrowed from 21:00-08:00, never widened into the night.
-    if q_start > time(21, 0) or q_start < q_end or q_end < time(8, 0):
+    if not (time(8, 0) <= q_end < q_start <= time(21, 0)):
         raise InvalidInput.one("quiet_start", "quiet hours must cover at least 21:00-08:00")
     if is_quiet(send, quiet_start=q_start, quiet_end=q_end):
         raise InvalidInput.one("send_time", f"{send} falls inside quiet hours")
@@ -462,3 +469,354 @@ def plan_all(session: Session, *, ctx: Context, batch: int = 500) -> int:
             ).written
         last_id = courses[-1].id  # type: ignore[assignment]
         session.commit()
+
+
+# Clinic API reads and changes, patients' replies and the provider's delivery reports.
+
+PATIENT_FIELDS = ("first_name", "phone", "email", "channel", "timezone", "locale")
+
+
+def get_patient(session: Session, *, patient_id: int, clinic_id: int) -> Patient:
+    """A patient of this clinic; another clinic's patient is not found, like a missing one."""
+    patient = session.get(Patient, patient_id)
+    if patient is None or patient.clinic_id != clinic_id:
+        raise NotFound(f"patient {patient_id} not found")
+    return patient
+
+
+def current_course(session: Session, *, patient_id: int) -> Course | None:
+    """The patient's most recent course."""
+    return session.exec(
+        select(Course).where(Course.patient_id == patient_id).order_by(Course.id.desc())  # type: ignore[union-attr]
+    ).first()
+
+
+def list_patients(
+    session: Session, *, clinic_id: int, status: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[tuple[Patient, Course]], int]:
+    """A page of the clinic's patients with their latest course, and the total that match."""
+    if status is not None and status not in {s.value for s in CourseStatus}:
+        raise InvalidInput.one("status", f"{status!r} is not a course status")
+    latest = (
+        select(func.max(Course.id))
+        .where(Course.patient_id == Patient.id)
+        .correlate(Patient)
+        .scalar_subquery()
+    )
+    query = (
+        select(Patient, Course)
+        .join(Course, Course.id == latest)  # type: ignore[arg-type]
+        .where(Patient.clinic_id == clinic_id)
+    )
+    if status is not None:
+        query = query.where(Course.status == status)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(Patient.id).offset(offset).limit(limit)).all()  # type: ignore[arg-type]
+    return [(patient, course) for patient, course in rows], total
+
+
+def _check_patient_changes(
+    session: Session, *, patient: Patient, clinic: Clinic, changes: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The patient's fields after `changes`, each checked like an enrolment's."""
+    errors = [
+        FieldError(name, "unknown field") for name in sorted(set(changes) - set(PATIENT_FIELDS))
+    ]
+    values = {name: getattr(patient, name) for name in PATIENT_FIELDS}
+    values["channel"] = ChannelChoice(patient.channel).value
+    for name, value in changes.items():
+        text = "" if value is None else str(value).strip()
+        try:
+            if name == "first_name":
+                if not text or len(text) > 80:
+                    raise ValueError("required, at most 80 characters")
+                values[name] = text
+            elif name == "phone":
+                values[name] = parse_phone(text, clinic.region) if text else None
+            elif name == "email":
+                values[name] = parse_email(text) if text else None
+            elif name == "channel":
+                if text.lower() not in CHANNELS:
+                    raise ValueError(f"{text!r} is not one of {', '.join(CHANNELS)}")
+                values[name] = text.lower()
+            elif name == "timezone":
+                values[name] = parse_timezone(text)
+            elif name == "locale":
+                if text.lower() not in LOCALES:
+                    raise ValueError(f"{text!r} is not one of {', '.join(LOCALES)}")
+                values[name] = text.lower()
+        except ValueError as exc:
+            errors.append(FieldError(name, str(exc)))
+    if errors:
+        raise InvalidInput(errors)
+    channel = values["channel"]
+    for name, needs in (("phone", ("sms", "both")), ("email", ("email", "both"))):
+        if channel in needs and not values[name]:
+            errors.append(FieldError(name, f"required for channel {channel}"))
+        elif values[name] and values[name] != getattr(patient, name):
+            taken = session.exec(
+                select(Patient.id)
+                .join(Course, Course.patient_id == Patient.id)  # type: ignore[arg-type]
+                .where(Patient.clinic_id == clinic.id, Patient.id != patient.id)
+                .where(getattr(Patient, name) == values[name])
+                .where(Course.status.in_(LIVE_STATUSES))  # type: ignore[attr-defined]
+            ).first()
+            if taken is not None:
+                errors.append(
+                    FieldError(name, "already enrolled in an active course at this clinic")
+                )
+    if errors:
+        raise InvalidInput(errors)
+    return values
+
+
+def update_patient(
+    session: Session, *, patient: Patient, changes: Mapping[str, Any], source: str, ctx: Context
+) -> Patient:
+    """Change a patient's contact, channel, zone or locale; pending messages are re-planned.
+
+    A channel the patient opted out of (STOP, an unsubscribe link) cannot be switched back on
+    by staff: only the patient can opt in again.
+    """
+    clinic = get_clinic(session, patient.clinic_id)
+    values = _check_patient_changes(session, patient=patient, clinic=clinic, changes=changes)
+    before = set(_chosen(patient))
+    choice = ChannelChoice(values["channel"])
+    after = (
+        {Channel.sms, Channel.email} if choice == ChannelChoice.both else {Channel(choice.value)}
+    )
+    opted_out = {Channel.sms: patient.sms_opted_out, Channel.email: patient.email_opted_out}
+    for added in sorted(after - before):
+        if opted_out[added]:
+            raise Conflict(f"channel: the patient opted out of {added}; only they can opt back in")
+    for name, value in values.items():
+        setattr(patient, name, value)
+    patient.channel = choice
+    session.add(patient)
+    for added in sorted(after - before):
+        record_consent(
+            session, patient=patient, channel=added, opt_in=True, source=source, now=ctx.now
+        )
+    for removed in sorted(before - after):
+        cancel_pending(
+            session, patient_id=patient.id, channel=removed, now=ctx.now, reason="channel changed"
+        )
+    session.flush()
+    for course in live_courses(session, patient_id=patient.id):  # type: ignore[arg-type]
+        replan(session, course=course, ctx=ctx)
+    return patient
+
+
+def consent_history(session: Session, *, patient_id: int) -> list[ConsentEvent]:
+    """The patient's consent ledger, oldest first."""
+    return list(
+        session.exec(
+            select(ConsentEvent)
+            .where(ConsentEvent.patient_id == patient_id)
+            .order_by(ConsentEvent.at, ConsentEvent.id)  # type: ignore[arg-type]
+        ).all()
+    )
+
+
+def patient_messages(
+    session: Session, *, patient_id: int, status: str | None = None
+) -> list[Message]:
+    """Every outbox row of the patient (planned, sent, delivered, failed...), by due time."""
+    query = select(Message).where(Message.patient_id == patient_id)
+    if status is not None:
+        query = query.where(Message.status == status)
+    return list(session.exec(query.order_by(Message.due_at, Message.channel, Message.id)).all())  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class InboundOutcome:
+    """What a patient's text did, for the reply: keyword, clinics concerned, whether it changed."""
+
+    keyword: str  # inbound.Keyword
+    clinics: list[Clinic]  # each clinic the number is enrolled at, latest enrolment first
+    locale: str
+    changed: bool  # STOP: newly opted out; START: newly opted in
+    opted_out: bool  # the number now receives no SMS from any clinic
+
+
+def receive_text(
+    session: Session,
+    *,
+    phone: str,
+    body: str,
+    provider_id: str | None,
+    ctx: Context,
+    opt_out_type: str | None = None,
+) -> InboundOutcome | None:
+    """Apply a patient's text at every clinic where the number is enrolled; None if nowhere.
+
+    STOP opts every enrolment of the number out of SMS (the service sends from one number for
+    all clinics, so a STOP to it covers them all); START opts back in and re-plans. Each text
+    is recorded once per clinic for staff; a repeated webhook (same provider id) changes
+    nothing twice, since opting out or in again is skipped when already done.
+    """
+    patients = list(
+        session.exec(
+            select(Patient).where(Patient.phone == phone).order_by(Patient.id.desc())  # type: ignore[union-attr]
+        ).all()
+    )
+    if not patients:
+        return None
+    keyword = classify(body, opt_out_type=opt_out_type)
+    changed = False
+    for patient in patients:
+        if keyword == Keyword.stop and not patient.sms_opted_out:
+            opt_out(session, patient=patient, channel=Channel.sms, source="reply", now=ctx.now)
+            changed = True
+        elif keyword == Keyword.start and patient.sms_opted_out:
+            opt_in(session, patient=patient, channel=Channel.sms, source="reply", ctx=ctx)
+            changed = True
+    latest: dict[int, Patient] = {}
+    for patient in patients:
+        latest.setdefault(patient.clinic_id, patient)
+    text = body.replace("\x00", "")
+    for patient in latest.values():
+        seen = (
+            provider_id is not None
+            and session.exec(
+                select(InboundMessage.id).where(
+                    InboundMessage.patient_id == patient.id,
+                    InboundMessage.provider_id == provider_id,
+                )
+            ).first()
+        )
+        if not seen:
+            session.add(
+                InboundMessage(
+                    clinic_id=patient.clinic_id,
+                    patient_id=patient.id,  # type: ignore[arg-type]
+                    keyword=keyword.value,
+                    body=text,
+                    provider_id=provider_id,
+                    received_at=ctx.now,
+                )
+            )
+    session.flush()
+    return InboundOutcome(
+        keyword=keyword.value,
+        clinics=[get_clinic(session, clinic_id) for clinic_id in latest],
+        locale=patients[0].locale,
+        changed=changed,
+        opted_out=all(patient.sms_opted_out for patient in patients),
+    )
+
+
+# Twilio's status callback values, mapped onto the outbox. queued, accepted, scheduled and
+# sending only say Twilio holds the message: the worker records `sent` itself.
+PROVIDER_STATUSES = {
+    "sent": MessageStatus.sent,
+    "delivered": MessageStatus.delivered,
+    "read": MessageStatus.delivered,
+    "undelivered": MessageStatus.undelivered,
+    "failed": MessageStatus.failed,
+    "canceled": MessageStatus.failed,
+}
+PROVIDER_IN_FLIGHT = frozenset({"queued", "accepted", "scheduled", "sending"})
+# A report moves a row only to a higher rank, so replays and late arrivals never go backwards.
+# Rows suppressed, expired or cancelled by us are history and are not in the ranks.
+_DELIVERY_RANK = {
+    MessageStatus.pending: 0,
+    MessageStatus.sending: 1,
+    MessageStatus.unknown: 1,
+    MessageStatus.sent: 2,
+    MessageStatus.delivered: 3,
+    MessageStatus.undelivered: 3,
+    MessageStatus.failed: 3,
+}
+# Carrier-side reasons an accepted SMS did not arrive.
+UNDELIVERED_CODES = {
+    30003: "unreachable handset",
+    30004: "message blocked",
+    30005: "unknown handset",
+    30006: "landline or unreachable carrier",
+    30007: "filtered by the carrier",
+    30008: "unknown error",
+}
+RECIPIENT_UNSUBSCRIBED = 21610
+
+
+def delivery_error(status: str, code: int | None) -> str:
+    """The last_error text for a failed delivery, naming the provider's code."""
+    if code is None:
+        return f"twilio: {status}"
+    label = UNDELIVERED_CODES.get(code)
+    if code == RECIPIENT_UNSUBSCRIBED:
+        label = "recipient unsubscribed"
+    return f"twilio {code}: {label}" if label else f"twilio {code}: {status}"
+
+
+def record_delivery(
+    session: Session,
+    *,
+    outbox_id: int,
+    provider_id: str | None,
+    status: str,
+    error_code: int | None,
+    now: datetime,
+) -> bool:
+    """Apply one delivery report to an outbox row; True when the row changed.
+
+    One conditional UPDATE: the row moves only from a lower rank, and only when the report is
+    for the row's own send (a row sent again after a worker died has a new provider id).
+    A report that arrives while the worker still holds the row (`sending`) settles it; the
+    worker's own write then finds the row gone and leaves it as reported.
+    """
+    row = session.get(Message, outbox_id)
+    if row is None:
+        raise NotFound(f"outbox {outbox_id} not found")
+    word = status.strip().lower()
+    if word in PROVIDER_IN_FLIGHT:
+        return False
+    target = PROVIDER_STATUSES.get(word)
+    if target is None:
+        raise InvalidInput.one("MessageStatus", f"{status!r} is not a Twilio message status")
+    lower = [s.value for s, rank in _DELIVERY_RANK.items() if rank < _DELIVERY_RANK[target]]
+    values: dict[str, Any] = {
+        "status": target.value,
+        "updated_at": now,
+        "claim_token": None,
+        "lease_until": None,
+        "sent_at": func.coalesce(Message.sent_at, now),
+    }
+    statement = update(Message).where(
+        Message.id == outbox_id,
+        Message.status.in_(lower),  # type: ignore[attr-defined]
+    )
+    if provider_id:
+        values["provider_id"] = func.coalesce(Message.provider_id, provider_id)
+        statement = statement.where(
+            or_(Message.provider_id.is_(None), Message.provider_id == provider_id)  # type: ignore[union-attr]
+        )
+    if target == MessageStatus.delivered:
+        values["delivered_at"] = now
+    elif target in (MessageStatus.undelivered, MessageStatus.failed):
+        values["last_error"] = delivery_error(word, error_code)
+    changed = (session.execute(statement.values(**values)).rowcount or 0) == 1  # type: ignore[attr-defined]
+    if changed and error_code == RECIPIENT_UNSUBSCRIBED:
+        # Twilio's 21610 is the recipient's STOP, reported late: honour it like one.
+        patient = session.get(Patient, row.patient_id)
+        if patient is not None and not patient.sms_opted_out:
+            opt_out(
+                session,
+                patient=patient,
+                channel=Channel.sms,
+                source="provider",
+                now=now,
+                detail=delivery_error(word, error_code),
+            )
+    return changed
+
+
+def unsubscribe_email(session: Session, *, public_id: str, now: datetime) -> Patient:
+    """Opt a patient out of email from their unsubscribe link; once, however often clicked."""
+    patient = session.exec(select(Patient).where(Patient.public_id == public_id)).first()
+    if patient is None:
+        raise NotFound("unsubscribe link not found")
+    if not patient.email_opted_out:
+        opt_out(session, patient=patient, channel=Channel.email, source="link", now=now)
+    return patient

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -85,8 +86,14 @@ def parse_email(value: str) -> str:
         raise ValueError(f"{value!r} is not a valid email address ({exc})") from None
 
 
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    # available_timezones() walks the tz database on disk: read it once per process.
+    return frozenset(available_timezones())
+
+
 def parse_timezone(value: str) -> str:
-    if value not in available_timezones():
+    if value not in _zones():
         raise ValueError(f"{value!r} is not a known IANA time zone")
     try:
         ZoneInfo(value)

@@ -243,11 +243,6 @@ def test_a_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     assert "cannot read" in str(raised.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="careplan.parse iterates a non-table section (limits = 3) as a mapping: TypeError",
-)
 def test_a_section_that_is_not_a_table_is_a_care_plan_error(tmp_path: Path) -> None:
     path = tmp_path / "clinic.toml"
     path.write_text("limits = 3\n", encoding="utf-8")
@@ -256,11 +251,6 @@ def test_a_section_that_is_not_a_table_is_a_care_plan_error(tmp_path: Path) -> N
         careplan.load(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="a [message] table is iterated key by key and reported as unknown field 'd'",
-)
 def test_a_single_message_table_instead_of_an_array_says_to_use_double_brackets(
     tmp_path: Path,
 ) -> None:
@@ -277,11 +267,6 @@ def test_a_single_message_table_instead_of_an_array_says_to_use_double_brackets(
     assert "[[message]]" in str(raised.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="careplan._offset re-wraps the CarePlanError of _take and repeats the location",
-)
 def test_a_missing_offset_names_its_location_once() -> None:
     table = message()
     del table["offset"]
@@ -289,10 +274,6 @@ def test_a_missing_offset_names_its_location_once() -> None:
     assert error_of({"message": [table]}) == "message 'month_1'.offset: missing"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="countdown_days accepts true as day 1, while whole-number fields refuse booleans",
-)
 def test_a_boolean_countdown_day_is_an_error() -> None:
     error = error_of({"ipledge": {"countdown_days": [True, 5]}})
 

@@ -44,7 +44,11 @@ def test_a_new_york_wall_time_skipped_by_spring_forward_lands_an_hour_later() ->
     instant = local_instant(NEW_YORK_SPRING_FORWARD, time(2, 30), NEW_YORK)
 
     wall = to_local(instant, NEW_YORK)
-    assert (wall.date(), wall.time(), wall.tzname()) == (NEW_YORK_SPRING_FORWARD, time(3, 30), "EDT")
+    assert (wall.date(), wall.time(), wall.tzname()) == (
+        NEW_YORK_SPRING_FORWARD,
+        time(3, 30),
+        "EDT",
+    )
     assert instant == datetime(2026, 3, 8, 7, 30, tzinfo=UTC)
 
 
