@@ -51,7 +51,11 @@ class Settings(BaseSettings):
     plan_horizon_days: int = Field(default=7, ge=1)
     batch_size: int = Field(default=100, ge=1)
     send_concurrency: int = Field(default=8, ge=1)
-    lease_seconds: int = Field(default=120, ge=10)
+    lease_seconds: int = Field(default=120, ge=1)
+    reap_interval: float = Field(default=30.0, gt=0, description="seconds between reaper runs")
+    retry_base_seconds: float = Field(default=30.0, gt=0)
+    retry_cap_seconds: float = Field(default=1800.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1)
     email_unknown_policy: Literal["resend", "mark_sent"] = "resend"
 
     @field_validator("database_url")

@@ -341,6 +341,9 @@ class Dispatcher:
                 now=now,
                 expires_at=row.expires_at,
                 rng=self.rng,
+                base=self.settings.retry_base_seconds,
+                cap=self.settings.retry_cap_seconds,
+                max_attempts=self.settings.max_attempts,
             )
             if isinstance(decision, retry.RetryAt):
                 changed = _finish(

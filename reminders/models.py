@@ -111,6 +111,9 @@ class Course(SQLModel, table=True):
     )
     # Planning begins here: items due before it (enrolment or resume) are not owed.
     plan_from: datetime = Field(default_factory=utcnow)
+    # The outbox holds this course's messages up to here; the planner pass skips the course
+    # until the horizon comes closer, so a pass costs what changed, not every course.
+    planned_until: datetime | None = Field(default=None, index=True)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
 

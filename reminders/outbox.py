@@ -157,6 +157,8 @@ def materialize(
     cancelled = 0
     if stale:
         cancelled = cancel_pending(session, ids=stale, now=now, reason="no longer in the plan")
+    course.planned_until = now + horizon
+    session.add(course)
     if (
         course.last_dose_date is not None
         and course.status == CourseStatus.active

@@ -451,13 +451,19 @@ def _set_status(session: Session, course: Course, status: CourseStatus, now: dat
 
 
 def plan_all(session: Session, *, ctx: Context, batch: int = 500) -> int:
-    """Materialize the coming messages of every active course; returns the rows written."""
+    """Materialize the coming messages of every active course whose outbox runs short.
+
+    A course is planned again when less than a day of its horizon is left (or never was);
+    changes to a course re-plan it at once, so this pass only has to move the horizon.
+    """
+    due = ctx.now + ctx.horizon - timedelta(days=1)
     written = 0
     last_id = 0
     while True:
         courses = session.exec(
             select(Course)
             .where(Course.status == CourseStatus.active.value, Course.id > last_id)  # type: ignore[operator]
+            .where(or_(Course.planned_until.is_(None), Course.planned_until < due))  # type: ignore[union-attr,operator]
             .order_by(Course.id)  # type: ignore[arg-type]
             .limit(batch)
         ).all()
@@ -812,11 +818,14 @@ def record_delivery(
     return changed
 
 
-def unsubscribe_email(session: Session, *, public_id: str, now: datetime) -> Patient:
-    """Opt a patient out of email from their unsubscribe link; once, however often clicked."""
-    patient = session.exec(select(Patient).where(Patient.public_id == public_id)).first()
-    if patient is None:
-        raise NotFound("unsubscribe link not found")
-    if not patient.email_opted_out:
-        opt_out(session, patient=patient, channel=Channel.email, source="link", now=now)
-    return patient
+def patient_by_public_id(session: Session, public_id: str) -> Patient | None:
+    """The patient an unsubscribe link names, by the opaque id inside its token."""
+    return session.exec(select(Patient).where(Patient.public_id == public_id)).first()
+
+
+def unsubscribe_email(session: Session, *, patient: Patient, now: datetime) -> bool:
+    """Opt a patient out of email from their link; recorded once, however often it is used."""
+    if patient.email_opted_out:
+        return False
+    opt_out(session, patient=patient, channel=Channel.email, source="link", now=now)
+    return True

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import socket
 import threading
 import uuid
 from datetime import UTC, datetime
+from collections.abc import Callable
 from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -20,7 +22,7 @@ from reminders.channels.registry import build_transports
 from reminders.clock import utcnow
 from reminders.db import is_postgres, session_scope
 from reminders.dispatch import Dispatcher, TickReport
-from reminders.models import WorkerHeartbeat
+from reminders.models import Message, WorkerHeartbeat
 from reminders.runtime import Runtime
 from reminders.services import plan_all
 
@@ -38,7 +40,24 @@ def make_dispatcher(runtime: Runtime, *, worker_id: str | None = None) -> Dispat
         renderer=runtime.renderer,
         transports=build_transports(runtime.settings),
         worker_id=worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}",
+        after_send=_crash_hook(),
     )
+
+
+def _crash_hook() -> Callable[[Message], None] | None:
+    """For crash tests only: REMINDERS_TEST_CRASH_AFTER_SEND=P makes the process die, with
+    probability P, right after the provider accepted a message and before it is recorded:
+    the worst moment, which the reaper must recover from without a duplicate."""
+    chance = float(os.environ.get("REMINDERS_TEST_CRASH_AFTER_SEND", "0") or 0)
+    if chance <= 0:
+        return None
+    dice = random.Random()
+
+    def crash(_row: Message) -> None:
+        if dice.random() < chance:
+            os._exit(137)
+
+    return crash
 
 
 def plan_pass(runtime: Runtime, now: datetime) -> int:
