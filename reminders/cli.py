@@ -386,6 +386,21 @@ def course_record_test(
     _course_action(course_id, record_event, type="pregnancy_test", on=on)
 
 
+@app.command()
+def web(
+    port: Annotated[int, typer.Option(envvar="PORT", help="Port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0",
+) -> None:
+    """Run the web process: clinic API, Twilio webhooks, unsubscribe links, health, metrics."""
+    import uvicorn
+
+    from reminders.api import create_app
+
+    rt = runtime()
+    # log_config=None leaves logging as set up above, so uvicorn's lines are masked too.
+    uvicorn.run(create_app(rt), host=host, port=port, log_config=None)
+
+
 def main() -> None:
     logging.captureWarnings(True)
     app()

@@ -192,7 +192,7 @@ class Dispatcher:
                 continue
             first = row.channel == Channel.sms and job.course.id not in sms_started
             try:
-                job.outgoing = self._render(job, first=first, now=now)
+                job.outgoing = self.render(job, first=first, now=now)
             except Exception as exc:  # a template bug must be visible, never a silent loss
                 log.exception("render failed for outbox %s", row.id)
                 _settle(session, row, token, MessageStatus.failed, f"render error: {exc}", now)
@@ -219,7 +219,8 @@ class Dispatcher:
             day = max(day, sorted(week)[len(week) - self.careplan.per_week] + timedelta(days=7))
         return local_instant(day, clinic.send_time, tz)
 
-    def _render(self, job: Job, *, first: bool, now: datetime) -> OutgoingMessage:
+    def render(self, job: Job, *, first: bool, now: datetime) -> OutgoingMessage:
+        """The message for a claimed row, ready for its channel."""
         row, patient, clinic = job.row, job.patient, job.clinic
         parts = _parts(row)
         base = (self.settings.public_base_url or "").rstrip("/")

@@ -37,3 +37,5 @@ def setup_logging(settings: Settings) -> None:
     # Library loggers can print request URLs and payloads (twilio logs the full request).
     for noisy in ("twilio", "twilio.http_client", "urllib3", "apscheduler", "mail.log"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A tick still running when the next is due is skipped by design (max_instances=1).
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -44,10 +45,20 @@ def reap(runtime, dispatcher: Dispatcher, *, limit: int = 200) -> int:  # type: 
             )
         ]
     ids += _unknown_ids(runtime, limit)
-    settled = 0
-    for row_id in dict.fromkeys(ids):
-        settled += _settle_unknown(runtime, dispatcher, row_id)
-    return settled
+    def settle(row_id: int) -> int:
+        try:
+            return _settle_unknown(runtime, dispatcher, row_id)
+        except Exception:  # the provider may be down: the row stays `unknown`, tried again later
+            log.exception("reaper: could not settle outbox %s", row_id)
+            return 0
+
+    unique = list(dict.fromkeys(ids))
+    if not unique:
+        return 0
+    # Each row may need a provider lookup: ask about several at once, as sends do.
+    workers = min(runtime.settings.send_concurrency, len(unique))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return sum(pool.map(settle, unique))
 
 
 def _unknown_ids(runtime, limit: int) -> list[int]:  # type: ignore[no-untyped-def]
@@ -84,11 +95,9 @@ def _settle_unknown(runtime, dispatcher: Dispatcher, row_id: int) -> int:  # typ
         since = (row.lease_until or row.updated_at) - timedelta(
             seconds=runtime.settings.lease_seconds + 60
         )
-        for first in (True, False):
-            body = dispatcher._render(job, first=first, now=row.due_at).body
-            sid = find_sent(to=patient.phone, body=body, since=since)
-            if sid:
-                break
+        # The opt-out line depends on whether it was the course's first SMS: try both.
+        bodies = [dispatcher.render(job, first=first, now=row.due_at).body for first in (1, 0)]
+        sid = find_sent(to=patient.phone, body=bodies, since=since)
     elif row.channel == "email" and runtime.settings.email_unknown_policy == "mark_sent":
         sid = row.provider_id or "unknown"
     now = dispatcher.clock()

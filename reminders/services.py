@@ -14,7 +14,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from reminders.careplan import CarePlan
 from reminders.inbound import Keyword, classify
@@ -482,7 +482,7 @@ def plan_all(session: Session, *, ctx: Context, batch: int = 500) -> int:
 PATIENT_FIELDS = ("first_name", "phone", "email", "channel", "timezone", "locale")
 
 
-def get_patient(session: Session, *, patient_id: int, clinic_id: int) -> Patient:
+def get_patient(session: Session, *, patient_id: int, clinic_id: int | None) -> Patient:
     """A patient of this clinic; another clinic's patient is not found, like a missing one."""
     patient = session.get(Patient, patient_id)
     if patient is None or patient.clinic_id != clinic_id:
@@ -498,7 +498,12 @@ def current_course(session: Session, *, patient_id: int) -> Course | None:
 
 
 def list_patients(
-    session: Session, *, clinic_id: int, status: str | None = None, limit: int = 50, offset: int = 0
+    session: Session,
+    *,
+    clinic_id: int | None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
 ) -> tuple[list[tuple[Patient, Course]], int]:
     """A page of the clinic's patients with their latest course, and the total that match."""
     if status is not None and status not in {s.value for s in CourseStatus}:
@@ -675,6 +680,7 @@ def receive_text(
             opt_out(session, patient=patient, channel=Channel.sms, source="reply", now=ctx.now)
             changed = True
         elif keyword == Keyword.start and patient.sms_opted_out:
+            _reopen_suppressed(session, patient=patient, channel=Channel.sms, now=ctx.now)
             opt_in(session, patient=patient, channel=Channel.sms, source="reply", ctx=ctx)
             changed = True
     latest: dict[int, Patient] = {}
@@ -710,6 +716,28 @@ def receive_text(
         changed=changed,
         opted_out=all(patient.sms_opted_out for patient in patients),
     )
+
+
+def _reopen_suppressed(
+    session: Session, *, patient: Patient, channel: Channel, now: datetime
+) -> int:
+    """Make the not-yet-due rows an opt-out suppressed plannable again (as cancelled rows).
+
+    Suppressed rows are history to the planner; on opting back in, those still ahead are
+    owed again, so the re-plan that follows turns the ones still in the plan back to
+    pending. What fell due while opted out stays suppressed: it is not sent late.
+    """
+    statement = (
+        update(Message)
+        .where(
+            col(Message.patient_id) == patient.id,
+            col(Message.channel) == channel.value,
+            col(Message.status) == MessageStatus.suppressed.value,
+            col(Message.due_at) >= now,
+        )
+        .values(status=MessageStatus.cancelled.value, last_error="opted in again", updated_at=now)
+    )
+    return session.execute(statement).rowcount or 0  # type: ignore[attr-defined]
 
 
 # Twilio's status callback values, mapped onto the outbox. queued, accepted, scheduled and
@@ -789,14 +817,11 @@ def record_delivery(
         "lease_until": None,
         "sent_at": func.coalesce(Message.sent_at, now),
     }
-    statement = update(Message).where(
-        Message.id == outbox_id,
-        Message.status.in_(lower),  # type: ignore[attr-defined]
-    )
+    statement = update(Message).where(col(Message.id) == outbox_id, col(Message.status).in_(lower))
     if provider_id:
         values["provider_id"] = func.coalesce(Message.provider_id, provider_id)
         statement = statement.where(
-            or_(Message.provider_id.is_(None), Message.provider_id == provider_id)  # type: ignore[union-attr]
+            or_(col(Message.provider_id).is_(None), col(Message.provider_id) == provider_id)
         )
     if target == MessageStatus.delivered:
         values["delivered_at"] = now

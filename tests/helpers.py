@@ -46,3 +46,52 @@ def outbox(rt: Runtime, **where: Any) -> list[Message]:
         for name, value in where.items():
             query = query.where(getattr(Message, name) == value)
         return list(session.exec(query).all())
+
+
+def daytime_zone(now: datetime) -> str:
+    """A fixed-offset zone where `now` is around midday: no quiet hours in the way."""
+    offset = 12 - now.hour  # local hour = utc hour + offset
+    offset = max(-12, min(14, offset))
+    # POSIX-style names invert the sign: Etc/GMT-3 is three hours ahead of UTC.
+    return "Etc/GMT" if offset == 0 else f"Etc/GMT{-offset:+d}"
+
+
+def seed_due(engine, count: int, now: datetime) -> list[str]:  # type: ignore[no-untyped-def]
+    """Insert `count` patients, each with an active course and one welcome SMS due now.
+
+    Bulk inserts, for tests that need thousands of due messages quickly. The courses are
+    marked planned well ahead, so a worker's planner leaves them alone. Returns the phones.
+    """
+    import json
+    from datetime import timedelta
+
+    from reminders.models import Clinic, Course, Patient
+
+    zone_name = daytime_zone(now)
+    phones = [f"+1212{n:07d}" for n in range(count)]
+    with session_scope(engine) as session:
+        clinic = Clinic(name="Riverside Dermatology", help_contact="555-0100")
+        session.add(clinic)
+        session.flush()
+        patients = [
+            Patient(clinic_id=clinic.id, first_name=f"P{n}", phone=phone, channel="sms",
+                    timezone=zone_name, consent_at=now, consent_source="import")
+            for n, phone in enumerate(phones)
+        ]
+        session.add_all(patients)
+        session.flush()
+        courses = [
+            Course(patient_id=p.id, start_date=now.date(), plan_from=now,
+                   planned_until=now + timedelta(days=365))
+            for p in patients
+        ]
+        session.add_all(courses)
+        session.flush()
+        session.add_all(
+            Message(course_id=c.id, patient_id=c.patient_id, key="welcome", channel="sms",
+                    topics="welcome", items="welcome", parts=json.dumps([["welcome", {}]]),
+                    priority=100, due_at=now, send_after=now,
+                    expires_at=now + timedelta(days=7), created_at=now, updated_at=now)
+            for c in courses
+        )
+    return phones

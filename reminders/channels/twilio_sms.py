@@ -7,6 +7,7 @@ import math
 import re
 import threading
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -216,17 +217,20 @@ class TwilioSMS:
         )
         raise error
 
-    def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
-        """The SID of a message with exactly this body sent to `to` since `since` (naive UTC).
+    def find_sent(self, *, to: str, body: str | Collection[str], since: datetime) -> str | None:
+        """The SID of a message with exactly this body (or one of these) sent to `to` since
+        `since`.
 
-        Used after a crash between handing a message over and recording it. Twilio sets
-        date_sent when the carrier takes the message, so one still queued may not be listed.
+        Used after a crash between handing a message over and recording it. The list is
+        filtered by recipient only: Twilio sets date_sent when the carrier takes a message, so
+        a date filter would miss one still queued. Newest first; the recent few are enough.
         """
         client, _ = self._client()
         aware_since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
-        for found in client.messages.list(to=to, date_sent_after=since, page_size=100):
+        bodies = {body} if isinstance(body, str) else set(body)
+        for found in client.messages.list(to=to, limit=20, page_size=20):
             created = found.date_created
-            if found.body == body and (created is None or created >= aware_since):
+            if found.body in bodies and (created is None or created >= aware_since):
                 return found.sid
         return None
 

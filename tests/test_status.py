@@ -1,0 +1,87 @@
+"""`reminders status` as a health check, and what the logs may say."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+import pytest
+from freezegun import freeze_time
+from sqlalchemy import update
+from typer.testing import CliRunner
+
+from reminders.cli import app
+from reminders.config import Settings, get_settings
+from reminders.db import session_scope
+from reminders.logs import setup_logging
+from reminders.migrations import upgrade
+from reminders.models import Message
+from reminders.worker import heartbeat
+from tests.conftest import NOW, make_runtime
+from tests.helpers import add_clinic, add_patient
+
+
+@pytest.fixture
+def status(sqlite_url, monkeypatch):  # type: ignore[no-untyped-def]
+    upgrade(sqlite_url)
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    get_settings.cache_clear()
+    from reminders.db import make_engine
+
+    engine = make_engine(sqlite_url)
+    rt = make_runtime(engine)
+
+    def run(at):  # type: ignore[no-untyped-def]
+        with freeze_time(at):
+            return CliRunner().invoke(app, ["status"], catch_exceptions=False)
+
+    yield rt, run
+    engine.dispose()
+    get_settings.cache_clear()
+
+
+def test_status_is_healthy_with_a_live_worker_and_nothing_overdue(status) -> None:
+    rt, run = status
+    add_patient(rt, add_clinic(rt, NOW), NOW, start_date=(NOW + timedelta(days=1)).date())
+    with freeze_time(NOW):
+        heartbeat(rt, "w1", NOW, ticked=True)
+    result = run(NOW + timedelta(seconds=30))
+    assert result.exit_code == 0, result.stdout
+    assert "live workers:       1" in result.stdout and "healthy" in result.stdout
+
+
+def test_status_fails_when_no_worker_has_been_seen_for_a_minute(status) -> None:
+    rt, run = status
+    with freeze_time(NOW):
+        heartbeat(rt, "w1", NOW, ticked=True)
+    result = run(NOW + timedelta(seconds=61))
+    assert result.exit_code == 1
+    assert "live workers:       0" in result.stdout and "UNHEALTHY" in result.stdout
+
+
+def test_status_fails_when_a_message_is_overdue(status) -> None:
+    rt, run = status
+    add_patient(rt, add_clinic(rt, NOW), NOW)
+    with session_scope(rt.engine) as session:
+        session.execute(update(Message).where(Message.key == "welcome")
+                        .values(send_after=NOW - timedelta(minutes=6)))
+    with freeze_time(NOW):
+        heartbeat(rt, "w1", NOW, ticked=True)
+    result = run(NOW)
+    assert result.exit_code == 1
+    assert "overdue (> 5 min):  1" in result.stdout
+
+
+def test_json_logs_are_one_object_a_line_with_contacts_masked(capsys) -> None:
+    setup_logging(Settings(log_format="json", _env_file=None))  # type: ignore[call-arg]
+    try:
+        logging.getLogger("reminders.test").warning(
+            "could not reach %s or %s", "+12125550101", "ana.lopez@example.com"
+        )
+        line = capsys.readouterr().err.strip().splitlines()[-1]
+    finally:
+        logging.getLogger().handlers.clear()
+    entry = json.loads(line)
+    assert entry["level"] == "warning"
+    assert entry["message"] == "could not reach +1******0101 or a***@example.com"
