@@ -223,14 +223,17 @@ class TwilioSMS:
 
         Used after a crash between handing a message over and recording it. The list is
         filtered by recipient only: Twilio sets date_sent when the carrier takes a message, so
-        a date filter would miss one still queued. Newest first; the recent few are enough.
+        a date filter would miss one still queued. Twilio lists newest first, so the pages are
+        read only back to `since`.
         """
         client, _ = self._client()
         aware_since = since.replace(tzinfo=UTC) if since.tzinfo is None else since
         bodies = {body} if isinstance(body, str) else set(body)
-        for found in client.messages.list(to=to, limit=20, page_size=20):
+        for found in client.messages.stream(to=to, page_size=50):
             created = found.date_created
-            if found.body in bodies and (created is None or created >= aware_since):
+            if created is not None and created < aware_since:
+                return None  # newest first: everything further is older still
+            if found.body in bodies:
                 return found.sid
         return None
 
