@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, update
+from sqlalchemy import case, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
@@ -99,32 +99,70 @@ def plan_for(
     assert clinic is not None
     events = session.exec(select(CourseEvent).where(CourseEvent.course_id == course.id)).all()
     rows = list(session.exec(select(Message).where(Message.course_id == course.id)).all())
-    plan = plan_course(
-        plan=careplan,
-        course=facts_for(course, events),  # type: ignore[arg-type]
-        rules=rules_for(clinic, patient),
-        history=history_of(rows),
-        now=now,
-    )
-    return plan, rows
+    return _plan(careplan, course, patient, clinic, list(events), rows, now), rows
 
 
-def materialize(
-    session: Session,
-    *,
-    course: Course,
+def _plan(
     careplan: CarePlan,
+    course: Course,
+    patient: Patient,
+    clinic: Clinic,
+    events: list[CourseEvent],
+    rows: list[Message],
     now: datetime,
-    horizon: timedelta = timedelta(days=7),
-) -> Materialized:
-    """Upsert the course's messages due within `horizon`; cancel pending rows the plan dropped.
+) -> Plan:
+    return cached_plan(
+        careplan,
+        facts_for(course, events),
+        rules_for(clinic, patient),
+        history_of(rows),
+        now if course.plan_from is None else None,
+    )
 
-    Only pending (or cancelled) rows are ever rewritten, in the statement itself, so a row a
-    worker claimed or sent in the meantime is never touched and never duplicated.
-    """
-    plan, rows = plan_for(session, course=course, careplan=careplan, now=now)
-    patient = session.get(Patient, course.patient_id)
-    assert patient is not None
+
+def cached_plan(
+    careplan: CarePlan,
+    facts: CourseFacts,
+    rules: Rules,
+    history: History,
+    now: datetime | None,
+) -> Plan:
+    """plan_course, remembered: courses that start together in one zone share their plan."""
+    key = (id(careplan), facts, rules, history, now)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = plan_course(plan=careplan, course=facts, rules=rules, history=history, now=now)  # type: ignore[arg-type]
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.pop(next(iter(_PLANS)))
+        _PLANS[key] = plan
+    return plan
+
+
+# Plans are pure functions of their inputs, so a shared one is never stale; the care plan is
+# keyed by identity because a process loads it once.
+_PLANS: dict[tuple, Plan] = {}
+_PLANS_MAX = 4096
+
+
+@dataclass
+class Changes:
+    """What planning one course asks of the database."""
+
+    values: list[dict]
+    stale: list[int]
+    completed: bool
+
+
+def changes_for(
+    *,
+    plan: Plan,
+    course: Course,
+    patient: Patient,
+    rows: list[Message],
+    now: datetime,
+    horizon: timedelta,
+) -> Changes:
+    """Rows to upsert (due within the horizon, or already open), rows to cancel, completion."""
     channels = channels_for(patient)
     existing = {(row.key, row.channel) for row in rows if row.status in OPEN_STATUSES}
     values = []
@@ -150,25 +188,104 @@ def materialize(
                     "updated_at": now,
                 }
             )
-    written = upsert(session, values) if values else 0
     keep = {message.key for message in plan.messages}
     keep |= {row.key for row in rows if row.status not in OPEN_STATUSES}
     stale = [row.id for row in rows if row.status == MessageStatus.pending and row.key not in keep]
-    cancelled = 0
-    if stale:
-        cancelled = cancel_pending(session, ids=stale, now=now, reason="no longer in the plan")
-    course.planned_until = now + horizon
-    session.add(course)
-    if (
+    completed = (
         course.last_dose_date is not None
         and course.status == CourseStatus.active
         and not plan.messages
         and not any(row.status == MessageStatus.pending for row in rows)
-    ):
+    )
+    return Changes(values, stale, completed)  # type: ignore[arg-type]
+
+
+def materialize(
+    session: Session,
+    *,
+    course: Course,
+    careplan: CarePlan,
+    now: datetime,
+    horizon: timedelta = timedelta(days=7),
+) -> Materialized:
+    """Upsert the course's messages due within `horizon`; cancel pending rows the plan dropped.
+
+    Only pending (or cancelled) rows are ever rewritten, in the statement itself, so a row a
+    worker claimed or sent in the meantime is never touched and never duplicated.
+    """
+    plan, rows = plan_for(session, course=course, careplan=careplan, now=now)
+    patient = session.get(Patient, course.patient_id)
+    assert patient is not None
+    changes = changes_for(
+        plan=plan, course=course, patient=patient, rows=rows, now=now, horizon=horizon
+    )
+    written = upsert(session, changes.values) if changes.values else 0
+    cancelled = 0
+    if changes.stale:
+        cancelled = cancel_pending(
+            session, ids=changes.stale, now=now, reason="no longer in the plan"
+        )
+    course.planned_until = now + horizon
+    if changes.completed:
         course.status = CourseStatus.completed
         course.updated_at = now
-        session.add(course)
+    session.add(course)
     return Materialized(plan, written, cancelled)
+
+
+def materialize_many(
+    session: Session,
+    *,
+    courses: Sequence[Course],
+    careplan: CarePlan,
+    now: datetime,
+    horizon: timedelta,
+) -> int:
+    """materialize() for a batch of courses, with a handful of statements for all of them."""
+    if not courses:
+        return 0
+    ids = [course.id for course in courses]
+    people = {
+        patient.id: (patient, clinic)
+        for patient, clinic in session.execute(
+            select(Patient, Clinic)
+            .join(Clinic, Clinic.id == Patient.clinic_id)  # type: ignore[arg-type]
+            .where(Patient.id.in_([c.patient_id for c in courses]))  # type: ignore[union-attr]
+        )
+    }
+    events: dict[int, list[CourseEvent]] = {}
+    for event in session.exec(select(CourseEvent).where(CourseEvent.course_id.in_(ids))):  # type: ignore[attr-defined]
+        events.setdefault(event.course_id, []).append(event)
+    rows: dict[int, list[Message]] = {}
+    for row in session.exec(select(Message).where(Message.course_id.in_(ids))):  # type: ignore[attr-defined]
+        rows.setdefault(row.course_id, []).append(row)
+    values: list[dict] = []
+    stale: list[int] = []
+    completed: list[int] = []
+    for course in courses:
+        patient, clinic = people[course.patient_id]
+        own = rows.get(course.id, [])  # type: ignore[arg-type]
+        plan = _plan(careplan, course, patient, clinic, events.get(course.id, []), own, now)  # type: ignore[arg-type]
+        changes = changes_for(
+            plan=plan, course=course, patient=patient, rows=own, now=now, horizon=horizon
+        )
+        values += changes.values
+        stale += changes.stale
+        if changes.completed:
+            completed.append(course.id)  # type: ignore[arg-type]
+    written = upsert(session, values) if values else 0
+    if stale:
+        cancel_pending(session, ids=stale, now=now, reason="no longer in the plan")
+    session.execute(
+        update(Course).where(Course.id.in_(ids)).values(planned_until=now + horizon)  # type: ignore[union-attr]
+    )
+    if completed:
+        session.execute(
+            update(Course)
+            .where(Course.id.in_(completed), Course.status == CourseStatus.active.value)  # type: ignore[union-attr]
+            .values(status=CourseStatus.completed.value, updated_at=now)
+        )
+    return written
 
 
 def upsert(session: Session, values: list[dict]) -> int:
@@ -176,7 +293,9 @@ def upsert(session: Session, values: list[dict]) -> int:
     table = Message.__table__  # type: ignore[attr-defined]
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(table).values(values)
+    # One compiled statement run with many parameter sets (cached, and batched by the driver);
+    # a literal multi-row VALUES would be compiled afresh for every batch.
+    statement = insert(table)
     excluded = statement.excluded
     statement = statement.on_conflict_do_update(
         index_elements=["course_id", "key", "channel"],
@@ -196,10 +315,11 @@ def upsert(session: Session, values: list[dict]) -> int:
             "status": MessageStatus.pending.value,
             "updated_at": excluded["updated_at"],
         },
-        where=table.c.status.in_(OPEN_STATUSES),
+        # Spelled out rather than IN (...): an expanding IN cannot run as executemany.
+        where=or_(*(table.c.status == status for status in OPEN_STATUSES)),
     )
-    result = session.execute(statement)
-    return result.rowcount or 0  # type: ignore[attr-defined]
+    result = session.execute(statement, values)
+    return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
 
 
 def cancel_pending(

@@ -197,10 +197,10 @@ def plan_course(
     begin_slot = next_allowed(begin, zone, quiet_start=rules.quiet_start, quiet_end=rules.quiet_end)
     begin_day = to_local(begin_slot, zone).date()
 
-    occupied: dict[date, int] = {}
+    occupied: dict[int, int] = {}  # messages per local day, by date ordinal
     for sent in history.sent:
         day = to_local(sent, zone).date()
-        occupied[day] = occupied.get(day, 0) + 1
+        occupied[day.toordinal()] = occupied.get(day.toordinal(), 0) + 1
 
     skipped: list[Skipped] = []
     todo: list[Candidate] = []
@@ -223,10 +223,10 @@ def plan_course(
     for item in todo:
         if item.mergeable and placed.get(item.day) and _merge(item, placed[item.day]):
             continue
-        day = _first_free_day(item, occupied, plan, rules, begin_slot)
+        day = _first_free_day(item, occupied, plan, begin_day)
         if day is not None:
             placed.setdefault(day, []).append([item])
-            occupied[day] = occupied.get(day, 0) + 1
+            occupied[day.toordinal()] = occupied.get(day.toordinal(), 0) + 1
             continue
         if item.mergeable and any(
             _merge(item, placed.get(d, [])) for d in _days(item.day, item.last_day)
@@ -271,14 +271,11 @@ def _merge(item: Candidate, messages: list[list[Candidate]]) -> bool:
 
 
 def _first_free_day(
-    item: Candidate,
-    occupied: Mapping[date, int],
-    plan: CarePlan,
-    rules: Rules,
-    begin_slot: datetime,
+    item: Candidate, occupied: Mapping[int, int], plan: CarePlan, begin_day: date
 ) -> date | None:
-    for day in _days(item.day, item.last_day):
-        if _room(day, occupied, plan) and _slot(day, rules, begin_slot) is not None:
+    """The earliest day of the item's window with room (every day from begin_day has a slot)."""
+    for day in _days(max(item.day, begin_day), item.last_day):
+        if _room(day, occupied, plan):
             return day
     return None
 
@@ -311,14 +308,21 @@ def _slot(day: date, rules: Rules, begin_slot: datetime, *, owed: bool = False) 
     return slot if to_local(slot, zone).date() == day else None
 
 
-def _room(day: date, occupied: Mapping[date, int], plan: CarePlan) -> bool:
-    """Whether `day` is under the daily cap and its rolling 7-day window under the weekly cap."""
-    if occupied.get(day, 0) >= plan.per_day:
+def _room(day: date, occupied: Mapping[int, int], plan: CarePlan) -> bool:
+    """Whether `day` is under the daily cap and every 7-day window holding it under the weekly."""
+    ordinal = day.toordinal()
+    if occupied.get(ordinal, 0) >= plan.per_day:
         return False
-    for end in (day + timedelta(days=k) for k in range(7)):
-        window = sum(occupied.get(end - timedelta(days=k), 0) for k in range(7))
+    # Counts for the 13 days around `day`: the windows that contain it start at most 6 before.
+    counts = [occupied.get(ordinal + k, 0) for k in range(-6, 7)]
+    if sum(counts) < plan.per_week:
+        return True  # the common case: a quiet fortnight
+    window = sum(counts[:7])
+    for first in range(7):
         if window >= plan.per_week:
             return False
+        if first < 6:
+            window += counts[first + 7] - counts[first]
     return True
 
 

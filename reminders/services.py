@@ -31,7 +31,7 @@ from reminders.models import (
     MessageStatus,
     Patient,
 )
-from reminders.outbox import cancel_pending, materialize, zone
+from reminders.outbox import cancel_pending, materialize, materialize_many, zone
 from reminders.planning import PREGNANCY_TEST
 from reminders.render import LOCALES
 from reminders.timing import is_quiet, to_local
@@ -469,10 +469,9 @@ def plan_all(session: Session, *, ctx: Context, batch: int = 500) -> int:
         ).all()
         if not courses:
             return written
-        for course in courses:
-            written += materialize(
-                session, course=course, careplan=ctx.careplan, now=ctx.now, horizon=ctx.horizon
-            ).written
+        written += materialize_many(
+            session, courses=courses, careplan=ctx.careplan, now=ctx.now, horizon=ctx.horizon
+        )
         last_id = courses[-1].id  # type: ignore[assignment]
         session.commit()
 
