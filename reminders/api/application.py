@@ -1,0 +1,45 @@
+"""Builds the web app: clinic API, Twilio webhooks, unsubscribe links, health and metrics."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from reminders import __version__
+from reminders.api import clinic, errors, health, twilio, unsubscribe
+from reminders.api.imports import HARD_LIMIT_BYTES
+from reminders.api.limits import BodyLimit
+from reminders.runtime import Runtime
+
+MAX_BODY_BYTES = 64 * 1024
+
+DESCRIPTION = """
+Enroll patients, change their courses and read what they were sent.
+
+Authenticate with the clinic's key: `Authorization: Bearer <api key>`. Every error answers
+`{"message": "field: reason", "detail": [{"field": ..., "reason": ...}]}`.
+"""
+
+
+def create_app(runtime: Runtime | None = None) -> FastAPI:
+    """The app; without a runtime, one is built from the environment on the first request."""
+    app = FastAPI(
+        title="Treatment reminders",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_tags=[
+            {"name": "patients", "description": "Enrolment, contact details, history"},
+            {"name": "courses", "description": "Pause, resume, stop, end, move, events"},
+            {"name": "webhooks", "description": "Called by Twilio, signed"},
+            {"name": "unsubscribe", "description": "Email one-click unsubscribe (RFC 8058)"},
+            {"name": "operations", "description": "Health and Prometheus metrics"},
+        ],
+    )
+    app.state.runtime = runtime
+    # JSON bodies and Twilio's forms are a few kilobytes; only imports carry a file.
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, paths={"/v1/imports": HARD_LIMIT_BYTES})
+    errors.install(app)
+    app.include_router(clinic.router)
+    app.include_router(twilio.router)
+    app.include_router(unsubscribe.router)
+    app.include_router(health.router)
+    return app

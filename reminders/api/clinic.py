@@ -1,0 +1,252 @@
+"""The clinic API under /v1: enrol patients, read their messages and consent, change courses.
+
+Every route is scoped to the clinic of the API key: another clinic's ids answer 404, exactly
+like ids that do not exist, so nothing tells one clinic about another's records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query
+from sqlmodel import Session
+
+from reminders.api.deps import ClinicDep, ContextDep, SessionDep
+from reminders.api.errors import CONFLICT_RESPONSE, ERROR_RESPONSES, ImportRejected
+from reminders.api.imports import IMPORT_BODY, IMPORT_RESPONSES, read_upload
+from reminders.api.schemas import (
+    ConsentList,
+    ConsentOut,
+    CourseChange,
+    CourseEnd,
+    CourseOut,
+    CourseStatusName,
+    EnrollIn,
+    ErrorItem,
+    EventIn,
+    EventOut,
+    ImportedRow,
+    ImportReportOut,
+    MessageList,
+    MessageOut,
+    MessageStatusName,
+    PatientChange,
+    PatientOut,
+    PatientPage,
+)
+from reminders.importer import import_csv
+from reminders.models import Clinic, Course, MessageStatus
+from reminders.services import (
+    Context,
+    change_course,
+    consent_history,
+    current_course,
+    end_course,
+    enroll,
+    get_course,
+    get_patient,
+    list_patients,
+    patient_messages,
+    pause_course,
+    record_event,
+    resume_course,
+    stop_course,
+    update_patient,
+)
+from reminders.validation import InvalidInput
+
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
+
+# Ids are database integers; larger values cannot name a row (and SQLite cannot bind them).
+PatientId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Patient id")]
+CourseId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Course id")]
+SOURCE = "api"
+MAX_DATE_DISTANCE = timedelta(days=365)
+
+
+@router.post("/patients", status_code=201, tags=["patients"])
+def create_patient(
+    body: EnrollIn, clinic: ClinicDep, session: SessionDep, ctx: ContextDep
+) -> PatientOut:
+    """Enroll a patient with a course; the first messages are planned at once."""
+    raw = body.model_dump(mode="json")
+    patient, course = enroll(session, clinic=clinic, raw=raw, source=SOURCE, ctx=ctx)
+    return PatientOut.of(patient, course)
+
+
+@router.get("/patients", tags=["patients"])
+def read_patients(
+    clinic: ClinicDep,
+    session: SessionDep,
+    status: Annotated[CourseStatusName | None, Query(description="Course status")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> PatientPage:
+    """The clinic's patients with their latest course, oldest enrolment first."""
+    rows, total = list_patients(
+        session,
+        clinic_id=clinic.id,
+        status=status,
+        limit=limit,
+        offset=offset,
+    )
+    items = [PatientOut.of(patient, course) for patient, course in rows]
+    return PatientPage(items=items, total=total, limit=limit, offset=offset)
+
+
+@router.get("/patients/{patient_id}", tags=["patients"])
+def read_patient(patient_id: PatientId, clinic: ClinicDep, session: SessionDep) -> PatientOut:
+    patient = get_patient(session, patient_id=patient_id, clinic_id=clinic.id)
+    return PatientOut.of(patient, current_course(session, patient_id=patient_id))
+
+
+@router.patch("/patients/{patient_id}", tags=["patients"], responses=CONFLICT_RESPONSE)
+def change_patient(
+    patient_id: PatientId,
+    body: PatientChange,
+    clinic: ClinicDep,
+    session: SessionDep,
+    ctx: ContextDep,
+) -> PatientOut:
+    """Change contact, channel, time zone or locale; pending messages are planned again."""
+    patient = get_patient(session, patient_id=patient_id, clinic_id=clinic.id)
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    if not changes:
+        raise InvalidInput.one("body", "give at least one field to change")
+    update_patient(session, patient=patient, changes=changes, source=SOURCE, ctx=ctx)
+    return PatientOut.of(patient, current_course(session, patient_id=patient_id))
+
+
+@router.get("/patients/{patient_id}/messages", tags=["patients"])
+def read_messages(
+    patient_id: PatientId,
+    clinic: ClinicDep,
+    session: SessionDep,
+    status: Annotated[MessageStatusName | None, Query(description="Only this status")] = None,
+) -> MessageList:
+    """What the patient was sent and what is planned: time, topics, channel, status, error."""
+    get_patient(session, patient_id=patient_id, clinic_id=clinic.id)
+    stored = None
+    if status is not None:
+        stored = MessageStatus.pending.value if status == "planned" else status
+    rows = patient_messages(session, patient_id=patient_id, status=stored)
+    return MessageList(items=[MessageOut.of(row) for row in rows])
+
+
+@router.get("/patients/{patient_id}/consent", tags=["patients"])
+def read_consent(patient_id: PatientId, clinic: ClinicDep, session: SessionDep) -> ConsentList:
+    """Every opt-in and opt-out of the patient, with its source, oldest first."""
+    patient = get_patient(session, patient_id=patient_id, clinic_id=clinic.id)
+    events = consent_history(session, patient_id=patient_id)
+    return ConsentList(
+        items=[ConsentOut.of(event) for event in events],
+        sms_opted_out=patient.sms_opted_out,
+        email_opted_out=patient.email_opted_out,
+    )
+
+
+def _act(
+    session: Session,
+    clinic: Clinic,
+    course_id: int,
+    ctx: Context,
+    action: Callable[..., Any],
+    **kwargs: Any,
+) -> CourseOut:
+    course: Course = get_course(session, course_id=course_id, clinic_id=clinic.id)
+    action(session, course=course, ctx=ctx, **kwargs)
+    return CourseOut.of(course)
+
+
+@router.post("/courses/{course_id}/pause", tags=["courses"], responses=CONFLICT_RESPONSE)
+def pause(
+    course_id: CourseId, clinic: ClinicDep, session: SessionDep, ctx: ContextDep
+) -> CourseOut:
+    """Pause an active course: pending messages are cancelled until it resumes."""
+    return _act(session, clinic, course_id, ctx, pause_course)
+
+
+@router.post("/courses/{course_id}/resume", tags=["courses"], responses=CONFLICT_RESPONSE)
+def resume(
+    course_id: CourseId, clinic: ClinicDep, session: SessionDep, ctx: ContextDep
+) -> CourseOut:
+    """Resume a paused course from now; what fell due during the pause is not sent late."""
+    return _act(session, clinic, course_id, ctx, resume_course)
+
+
+@router.post("/courses/{course_id}/stop", tags=["courses"], responses=CONFLICT_RESPONSE)
+def stop(course_id: CourseId, clinic: ClinicDep, session: SessionDep, ctx: ContextDep) -> CourseOut:
+    """Stop a course for good: every pending message is cancelled."""
+    return _act(session, clinic, course_id, ctx, stop_course)
+
+
+@router.post("/courses/{course_id}/end", tags=["courses"], responses=CONFLICT_RESPONSE)
+def end(
+    course_id: CourseId, body: CourseEnd, clinic: ClinicDep, session: SessionDep, ctx: ContextDep
+) -> CourseOut:
+    """Record the last dose; the after-course messages are planned from it."""
+    # The service bounds the date only from below; months counted from a date near the end
+    # of the calendar would overflow while planning, so the API keeps it within a year.
+    if abs(body.last_dose_date - ctx.now.date()) > MAX_DATE_DISTANCE:
+        reason = f"{body.last_dose_date} is more than a year from today"
+        raise InvalidInput.one("last_dose_date", reason)
+    return _act(session, clinic, course_id, ctx, end_course, last_dose_date=body.last_dose_date)
+
+
+@router.patch("/courses/{course_id}", tags=["courses"], responses=CONFLICT_RESPONSE)
+def change(
+    course_id: CourseId,
+    body: CourseChange,
+    clinic: ClinicDep,
+    session: SessionDep,
+    ctx: ContextDep,
+) -> CourseOut:
+    """Move the start date or the planned length; only pending messages are planned again."""
+    if body.start_date is None and body.weeks is None:
+        raise InvalidInput.one("start_date", "give start_date or weeks")
+    return _act(
+        session, clinic, course_id, ctx, change_course, start_date=body.start_date, weeks=body.weeks
+    )
+
+
+@router.post("/courses/{course_id}/events", status_code=201, tags=["courses"])
+def add_event(
+    course_id: CourseId, body: EventIn, clinic: ClinicDep, session: SessionDep, ctx: ContextDep
+) -> EventOut:
+    """Record a course event: a pregnancy test on its date starts the iPLEDGE countdown."""
+    course = get_course(session, course_id=course_id, clinic_id=clinic.id)
+    event = record_event(session, course=course, type=body.type, on=body.date, ctx=ctx)
+    return EventOut.of(event)
+
+
+@router.post(
+    "/imports",
+    status_code=201,
+    tags=["patients"],
+    openapi_extra=IMPORT_BODY,
+    responses=IMPORT_RESPONSES,
+)
+def create_import(
+    clinic: ClinicDep,  # first: the key is checked before the upload is read
+    data: Annotated[bytes, Depends(read_upload)],
+    session: SessionDep,
+    ctx: ContextDep,
+    partial: Annotated[
+        bool, Query(description="Enroll the valid rows even when others are invalid")
+    ] = False,
+) -> ImportReportOut:
+    """Enroll every row of a CSV file (a `file` upload, or a text/csv body).
+
+    By default the file is all-or-nothing: one invalid row refuses the whole file with a
+    report naming each row and field, and nothing is written. With `partial=true` the valid
+    rows are enrolled and the invalid ones reported, like `reminders import`.
+    """
+    report = import_csv(session, clinic=clinic, data=data, source="import", ctx=ctx)
+    errors = [ErrorItem(row=e.row, field=e.field, reason=e.reason) for e in report.errors]
+    if errors and not partial:
+        raise ImportRejected(errors)  # the session rolls back every row enrolled above
+    return ImportReportOut(
+        enrolled=[ImportedRow(**entry) for entry in report.enrolled], errors=errors
+    )

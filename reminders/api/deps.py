@@ -1,0 +1,85 @@
+"""What routes receive: the runtime, one transaction, the request's instant, the clinic."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from reminders.clock import utcnow
+from reminders.db import session_scope
+from reminders.models import Clinic
+from reminders.runtime import Runtime, build
+from reminders.services import Context, clinic_by_api_key
+
+_build_lock = threading.Lock()
+_bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="API key",
+    description="The clinic's API key, printed once by `reminders clinic add`.",
+)
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The app's runtime; built from the environment on first use when none was given."""
+    state = request.app.state
+    if state.runtime is None:
+        with _build_lock:
+            if state.runtime is None:
+                state.runtime = build()
+    return state.runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(rt: RuntimeDep) -> Iterator[Session]:
+    """One transaction per request: committed before the answer is sent, rolled back on error."""
+    with session_scope(rt.engine) as session:
+        yield session
+
+
+# scope="function" closes the transaction before the response goes out, so a failed commit
+# is an error answer, never a success answer for a change that was lost.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def request_now() -> datetime:
+    """The request's instant, read once so that every change in it agrees on the time."""
+    return utcnow()
+
+
+NowDep = Annotated[datetime, Depends(request_now)]
+
+
+def get_context(rt: RuntimeDep, now: NowDep) -> Context:
+    return rt.context(now)
+
+
+ContextDep = Annotated[Context, Depends(get_context)]
+
+
+def current_clinic(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Clinic:
+    """The clinic whose API key is in `Authorization: Bearer <key>`; 401 otherwise."""
+    clinic = None
+    if credentials is not None and credentials.credentials:
+        clinic = clinic_by_api_key(session, credentials.credentials)
+    if clinic is None:
+        reason = "missing API key" if credentials is None else "unknown API key"
+        raise HTTPException(
+            status_code=401,
+            detail=f"Authorization: {reason}; send `Authorization: Bearer <api key>`",
+            headers={"WWW-Authenticate": 'Bearer realm="reminders"'},
+        )
+    return clinic
+
+
+ClinicDep = Annotated[Clinic, Depends(current_clinic, scope="function")]

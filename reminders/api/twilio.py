@@ -1,0 +1,142 @@
+"""Twilio webhooks: patients' texts (STOP, START, HELP, anything else) and delivery reports.
+
+Both are accepted only with a valid X-Twilio-Signature, computed by Twilio over the URL it
+called (PUBLIC_BASE_URL + path + query) and the form fields, with the account's auth token.
+Anything else answers 403 before a single row is read or written.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from twilio.request_validator import RequestValidator
+
+from reminders.api.deps import ContextDep, NowDep, RuntimeDep, SessionDep
+from reminders.api.errors import VALIDATION_RESPONSE
+from reminders.api.schemas import ErrorBody
+from reminders.api.texts import TWIML_MEDIA_TYPE, reply_text, twiml
+from reminders.config import Settings
+from reminders.inbound import Keyword
+from reminders.privacy import mask_phone
+from reminders.services import InboundOutcome, receive_text, record_delivery
+from reminders.validation import InvalidInput
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Twilio-Signature"
+FORBIDDEN: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorBody, "description": "X-Twilio-Signature missing or invalid"},
+}
+
+router = APIRouter(
+    prefix="/webhooks/twilio", tags=["webhooks"], responses={**FORBIDDEN, **VALIDATION_RESPONSE}
+)
+
+
+def signed_url(request: Request, settings: Settings) -> str:
+    """The URL Twilio called, as it signed it: the public base URL, not the one proxies pass on."""
+    base = (settings.public_base_url or "").rstrip("/")
+    if not base:
+        return str(request.url)
+    query = request.url.query
+    return f"{base}{request.url.path}" + (f"?{query}" if query else "")
+
+
+async def signed_form(request: Request, rt: RuntimeDep) -> dict[str, str]:
+    """The posted form, once its X-Twilio-Signature is checked; 403 otherwise."""
+    token = rt.settings.twilio_auth_token
+    if token is None:
+        log.error("Twilio webhook refused: TWILIO_AUTH_TOKEN is not set, so it cannot be checked")
+        raise HTTPException(status_code=403, detail=f"{SIGNATURE_HEADER}: cannot be checked")
+    form = await request.form()
+    signature = request.headers.get(SIGNATURE_HEADER, "")
+    validator = RequestValidator(token.get_secret_value())
+    if not signature or not validator.validate(signed_url(request, rt.settings), form, signature):
+        log.warning("Twilio webhook refused: %s missing or invalid", SIGNATURE_HEADER)
+        raise HTTPException(status_code=403, detail=f"{SIGNATURE_HEADER}: missing or invalid")
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+SignedForm = Annotated[dict[str, str], Depends(signed_form)]
+TWIML_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {TWIML_MEDIA_TYPE: {"schema": {"type": "string"}}}, "description": "TwiML"},
+}
+
+
+def reply_for(outcome: InboundOutcome, *, twilio_handled: bool) -> str | None:
+    """The reply to a text, if any.
+
+    A STOP is confirmed once: a number already opted out gets no second confirmation, and
+    after a STOP only START and HELP are answered. When Twilio's Advanced Opt-Out matched the
+    keyword (OptOutType is set) Twilio has replied itself, so we stay silent.
+    """
+    keyword = Keyword(outcome.keyword)
+    if twilio_handled and keyword != Keyword.other:
+        return None
+    if keyword == Keyword.stop and not outcome.changed:
+        return None
+    if keyword == Keyword.other and outcome.opted_out:
+        return None
+    return reply_text(keyword.value, locale=outcome.locale, clinics=outcome.clinics)
+
+
+@router.post("/inbound", response_class=Response, responses=TWIML_RESPONSE)
+def inbound(form: SignedForm, session: SessionDep, ctx: ContextDep) -> Response:
+    """A patient's text: honour STOP/START/HELP at each clinic, keep anything else for staff."""
+    phone = form.get("From", "").strip()
+    outcome = receive_text(
+        session,
+        phone=phone,
+        body=form.get("Body", ""),
+        provider_id=form.get("MessageSid") or None,
+        opt_out_type=form.get("OptOutType") or None,
+        ctx=ctx,
+    )
+    if outcome is None:
+        log.info("text from %s, a number not enrolled anywhere", mask_phone(phone))
+        return twiml()
+    log.info(
+        "text from %s: %s at %d clinic(s)%s",
+        mask_phone(phone),
+        outcome.keyword,
+        len(outcome.clinics),
+        " (changed)" if outcome.changed else "",
+    )
+    return twiml(reply_for(outcome, twilio_handled=bool(form.get("OptOutType"))))
+
+
+@router.post(
+    "/status",
+    status_code=204,
+    response_class=Response,
+    responses={
+        404: {"model": ErrorBody, "description": "No such outbox row"},
+        422: {"model": ErrorBody, "description": "Missing or unknown status"},
+    },
+)
+def status(
+    form: SignedForm,
+    session: SessionDep,
+    now: NowDep,
+    outbox: Annotated[str | None, Query(description="The outbox row id")] = None,
+) -> Response:
+    """A delivery report for one outbox row; statuses only ever move forward."""
+    # `outbox` is read here, after the signature, so an unsigned request is always a 403.
+    if not (outbox and outbox.isascii() and outbox.isdigit() and 1 <= int(outbox) < 2**31):
+        raise InvalidInput.one("outbox", "required, the outbox row id")
+    reported = form.get("MessageStatus") or form.get("SmsStatus") or ""
+    if not reported:
+        raise InvalidInput.one("MessageStatus", "required")
+    code = form.get("ErrorCode", "").strip()
+    changed = record_delivery(
+        session,
+        outbox_id=int(outbox),
+        provider_id=form.get("MessageSid") or None,
+        status=reported,
+        error_code=int(code) if code.isdigit() else None,
+        now=now,
+    )
+    log.debug("outbox %s: %s report %s", outbox, reported, "applied" if changed else "ignored")
+    return Response(status_code=204)
