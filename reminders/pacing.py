@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 import time
 from collections.abc import Callable
 
@@ -35,12 +36,29 @@ class RateLimiter:
         # The moment the bucket is full again (the "theoretical arrival time" of GCRA);
         # None means it has never been used, so it starts full.
         self._full_at: float | None = None
+        self._sent: deque[tuple[float, float]] = deque()  # (start, units) in the last second
 
     def acquire(self, cost: float = 1.0) -> None:
         """Block until `cost` units may go out."""
         wait = self.reserve(cost)
         if wait > 0:
             self._sleep(wait)
+        self._hold_to_window(cost)
+
+    def _hold_to_window(self, cost: float) -> None:
+        # Threads that overslept their slot (a busy machine) would otherwise go out together;
+        # this hard check keeps every one-second window, as actually sent, within the rate.
+        while True:
+            with self._lock:
+                now = self._clock()
+                while self._sent and self._sent[0][0] <= now - 1.0:
+                    self._sent.popleft()
+                used = sum(units for _, units in self._sent)
+                if not self._sent or used + cost <= self.rate:
+                    self._sent.append((now, cost))
+                    return
+                wait = self._sent[0][0] + 1.0 - now
+            self._sleep(max(wait, 0.001))
 
     def reserve(self, cost: float = 1.0) -> float:
         """Claim the next slot for `cost` units and return how many seconds to wait for it."""

@@ -6,7 +6,7 @@ import logging
 import re
 
 # E.164 numbers, and bare runs of 10-15 digits (national numbers); dates and ids stay readable.
-_PHONE = re.compile(r"\+\d{8,15}\b|(?<![\d.])\d{10,15}(?![\d.])")
+_PHONE = re.compile(r"\+\d{8,15}\b|(?<![\w.+])\d{10,15}(?![\w.])")
 _EMAIL = re.compile(r"([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})")
 
 
