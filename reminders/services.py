@@ -295,7 +295,8 @@ def opt_out(
 def opt_in(
     session: Session, *, patient: Patient, channel: Channel, source: str, ctx: Context
 ) -> None:
-    """Resume a channel and plan its upcoming messages again."""
+    """Resume a channel and plan its upcoming messages again (not those that fell due meanwhile)."""
+    _reopen_suppressed(session, patient=patient, channel=channel, now=ctx.now)
     record_consent(
         session, patient=patient, channel=channel, opt_in=True, source=source, now=ctx.now
     )
@@ -367,6 +368,8 @@ def end_course(session: Session, *, course: Course, last_dose_date: Any, ctx: Co
         raise InvalidInput.one("last_dose_date", str(exc)) from None
     if last_dose < course.start_date:
         raise InvalidInput.one("last_dose_date", "is before the course start date")
+    if last_dose > to_local(ctx.now, zone("UTC")).date() + timedelta(days=365):
+        raise InvalidInput.one("last_dose_date", f"{last_dose} is more than a year from today")
     if course.status not in (CourseStatus.active, CourseStatus.completed):
         raise Conflict(f"status: course is {course.status}")
     course.last_dose_date = last_dose
@@ -679,7 +682,6 @@ def receive_text(
             opt_out(session, patient=patient, channel=Channel.sms, source="reply", now=ctx.now)
             changed = True
         elif keyword == Keyword.start and patient.sms_opted_out:
-            _reopen_suppressed(session, patient=patient, channel=Channel.sms, now=ctx.now)
             opt_in(session, patient=patient, channel=Channel.sms, source="reply", ctx=ctx)
             changed = True
     latest: dict[int, Patient] = {}

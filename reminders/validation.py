@@ -88,8 +88,9 @@ def parse_email(value: str) -> str:
 
 @lru_cache(maxsize=1)
 def _zones() -> frozenset[str]:
-    # available_timezones() walks the tz database on disk: read it once per process.
-    return frozenset(available_timezones())
+    # available_timezones() walks the tz database on disk: read it once per process. Some
+    # entries are not places: "Factory" has no offset, "localtime" is the server's own zone.
+    return frozenset(available_timezones()) - {"Factory", "localtime", "posixrules"}
 
 
 def parse_timezone(value: str) -> str:

@@ -119,6 +119,7 @@ def test_enroll_prints_the_new_ids_as_json(cli, clinic_id) -> None:
         ({"--channel": "both"}, "email"),
         ({"--channel": "fax"}, "channel"),
         ({"--tz": "Mars/Olympus_Mons"}, "timezone"),
+        ({"--tz": "Factory"}, "timezone"),
         ({"--locale": "fr"}, "locale"),
         ({"--start": "2027-06-01"}, "start_date"),
         ({"--start": "2025-01-01"}, "start_date"),
@@ -262,5 +263,9 @@ def test_course_actions_from_the_command_line(cli, clinic_id) -> None:
     assert "active" in cli("course", "set-start", str(course), "--start", "2026-03-25").stdout
     result = cli("course", "end", str(course), "--last-dose", "2026-01-01", code=2)
     assert result.stderr.strip() == "error: last_dose_date: is before the course start date"
+    result = cli("course", "end", str(course), "--last-dose", "9999-12-31", code=2)
+    assert result.stderr.strip() == (
+        "error: last_dose_date: 9999-12-31 is more than a year from today"
+    )
     assert "cancelled" in cli("course", "stop", str(course)).stdout
     assert cli("course", "resume", str(course), code=2).stderr.startswith("error: status:")
