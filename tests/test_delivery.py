@@ -25,6 +25,7 @@ from reminders.render import count_segments
 from reminders.runtime import Runtime
 from tests.conftest import NOW, make_runtime
 from tests.fakes.smtp_server import SmtpServer
+from tests.fakes.twilio_process import TwilioProcess
 from tests.fakes.twilio_server import TwilioServer
 from tests.helpers import add_clinic, add_patient, outbox
 
@@ -50,7 +51,9 @@ def smtp(cert_dir: Path) -> Iterator[SmtpServer]:
         yield server
 
 
-def provider_settings(twilio: TwilioServer, smtp: SmtpServer, **extra: object) -> dict:
+def provider_settings(
+    twilio: TwilioServer | TwilioProcess, smtp: SmtpServer, **extra: object
+) -> dict:
     return {
         "sms_backend": "twilio",
         "twilio_account_sid": twilio.account_sid,
@@ -297,40 +300,34 @@ def test_logs_carry_no_phone_number_body_or_secret(delivery, twilio, caplog) -> 
     assert "Riverside Dermatology:" not in text and "lip balm" not in text
 
 
-def test_a_batch_of_500_is_concurrent_and_never_exceeds_the_rate(engine, twilio, smtp) -> None:
+def test_a_batch_of_500_is_concurrent_and_never_exceeds_the_rate(engine, smtp) -> None:
     """500 due messages at 200 ms provider latency: far faster than one at a time, and no
-    one-second window at the provider holds more than TWILIO_MPS messages."""
+    one-second window at the provider holds more than TWILIO_MPS segments."""
     rate = 200
-    rt = make_runtime(engine, **provider_settings(twilio, smtp, twilio_mps=rate,
-                                                  send_concurrency=32, batch_size=500))
-    clinic = add_clinic(rt, NOW)
-    for n in range(500):
-        add_patient(rt, clinic, NOW, first_name=f"P{n}", phone=f"+1212555{n:04d}")
-    twilio.latency = 0.2
-    transports = build_transports(rt.settings)
-    dispatcher = Dispatcher(engine=rt.engine, settings=rt.settings, careplan=rt.careplan,
-                            renderer=rt.renderer, transports=transports, clock=lambda: NOW)
-    started = time.monotonic()
-    report = dispatcher.tick()
-    elapsed = time.monotonic() - started
-    assert report.sent == 500
-    # Each welcome is two segments, so the rate allows 100 messages a second: 5 s in all,
+    with TwilioProcess(latency=0.2) as twilio:
+        rt = make_runtime(engine, **provider_settings(twilio, smtp, twilio_mps=rate,
+                                                      send_concurrency=32, batch_size=500))
+        clinic = add_clinic(rt, NOW)
+        for n in range(500):
+            add_patient(rt, clinic, NOW, first_name=f"P{n}", phone=f"+1212555{n:04d}")
+        transports = build_transports(rt.settings)
+        dispatcher = Dispatcher(engine=rt.engine, settings=rt.settings, careplan=rt.careplan,
+                                renderer=rt.renderer, transports=transports, clock=lambda: NOW)
+        started = time.monotonic()
+        report = dispatcher.tick()
+        elapsed = time.monotonic() - started
+        arrivals = sorted(twilio.arrivals(), key=lambda a: a.received_monotonic)
+        for transport in transports.values():
+            transport.close()
+    assert report.sent == 500 and len(arrivals) == 500
+    # Each welcome is two segments, so the rate allows 100 messages a second: about 5 s,
     # against 100 s for one request at a time.
     assert elapsed < 500 * 0.2 / 4
-    segments = [count_segments(m.body).count for m in twilio.messages]
-    assert len(segments) == 500
-    worst = 0
-    start = 0
-    window_segments = 0
-    order = sorted(range(500), key=lambda i: twilio.messages[i].received_monotonic)
-    times = [twilio.messages[i].received_monotonic for i in order]
-    costs = [segments[i] for i in order]
-    for end in range(500):
-        window_segments += costs[end]
-        while times[end] - times[start] >= 1.0:
-            window_segments -= costs[start]
+    worst = start = in_window = 0
+    for end, arrival in enumerate(arrivals):
+        in_window += count_segments(arrival.body).count
+        while arrival.received_monotonic - arrivals[start].received_monotonic >= 1.0:
+            in_window -= count_segments(arrivals[start].body).count
             start += 1
-        worst = max(worst, window_segments)
+        worst = max(worst, in_window)
     assert worst <= rate
-    for transport in transports.values():
-        transport.close()
