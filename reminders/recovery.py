@@ -45,6 +45,7 @@ def reap(runtime, dispatcher: Dispatcher, *, limit: int = 200) -> int:  # type: 
             )
         ]
     ids += _unknown_ids(runtime, limit)
+
     def settle(row_id: int) -> int:
         try:
             return _settle_unknown(runtime, dispatcher, row_id)

@@ -74,24 +74,46 @@ def seed_due(engine, count: int, now: datetime) -> list[str]:  # type: ignore[no
         session.add(clinic)
         session.flush()
         patients = [
-            Patient(clinic_id=clinic.id, first_name=f"P{n}", phone=phone, channel="sms",
-                    timezone=zone_name, consent_at=now, consent_source="import")
+            Patient(
+                clinic_id=clinic.id,
+                first_name=f"P{n}",
+                phone=phone,
+                channel="sms",
+                timezone=zone_name,
+                consent_at=now,
+                consent_source="import",
+            )
             for n, phone in enumerate(phones)
         ]
         session.add_all(patients)
         session.flush()
         courses = [
-            Course(patient_id=p.id, start_date=now.date(), plan_from=now,
-                   planned_until=now + timedelta(days=365))
+            Course(
+                patient_id=p.id,
+                start_date=now.date(),
+                plan_from=now,
+                planned_until=now + timedelta(days=365),
+            )
             for p in patients
         ]
         session.add_all(courses)
         session.flush()
         session.add_all(
-            Message(course_id=c.id, patient_id=c.patient_id, key="welcome", channel="sms",
-                    topics="welcome", items="welcome", parts=json.dumps([["welcome", {}]]),
-                    priority=100, due_at=now, send_after=now,
-                    expires_at=now + timedelta(days=7), created_at=now, updated_at=now)
+            Message(
+                course_id=c.id,
+                patient_id=c.patient_id,
+                key="welcome",
+                channel="sms",
+                topics="welcome",
+                items="welcome",
+                parts=json.dumps([["welcome", {}]]),
+                priority=100,
+                due_at=now,
+                send_after=now,
+                expires_at=now + timedelta(days=7),
+                created_at=now,
+                updated_at=now,
+            )
             for c in courses
         )
     return phones

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from reminders.channels.registry import build_transports
 from reminders.cli import app
-from reminders.config import Settings, get_settings
+from reminders.config import get_settings
 from reminders.db import make_engine
 from reminders.dispatch import Dispatcher
 from reminders.models import ConsentEvent, Message, Patient
@@ -91,22 +91,46 @@ def cli(*args: str, code: int = 0):
 def test_send_due_delivers_sms_and_email_once_each_with_every_field(env, twilio, smtp) -> None:
     with freeze_time(NOW):
         cli("db", "upgrade")
-        clinic = json.loads(cli("clinic", "add", "--name", "Riverside Dermatology",
-                                "--format", "json").stdout)["id"]
-        common = ["enroll", "--clinic", str(clinic), "--tz", "America/New_York",
-                  "--start", NOW.date().isoformat(), "--format", "json"]
+        clinic = json.loads(
+            cli("clinic", "add", "--name", "Riverside Dermatology", "--format", "json").stdout
+        )["id"]
+        common = [
+            "enroll",
+            "--clinic",
+            str(clinic),
+            "--tz",
+            "America/New_York",
+            "--start",
+            NOW.date().isoformat(),
+            "--format",
+            "json",
+        ]
         cli(*common, "--first-name", "Ana", "--phone", "+12125550101")
         cli(*common, "--first-name", "Ben", "--email", "ben@example.com", "--channel", "email")
-        both = json.loads(cli(*common, "--first-name", "Cy", "--phone", "+12125550102",
-                              "--email", "cy@example.com", "--channel", "both").stdout)
+        both = json.loads(
+            cli(
+                *common,
+                "--first-name",
+                "Cy",
+                "--phone",
+                "+12125550102",
+                "--email",
+                "cy@example.com",
+                "--channel",
+                "both",
+            ).stdout
+        )
         cli("send-due")
         cli("send-due")  # nothing is sent twice
 
     assert sorted(m.to for m in twilio.messages) == ["+12125550101", "+12125550102"]
     engine = make_engine(env)
     with Session(engine) as session:
-        rows = {(r.course_id, r.channel): r for r in session.exec(select(Message)).all()
-                if r.key == "welcome"}
+        rows = {
+            (r.course_id, r.channel): r
+            for r in session.exec(select(Message)).all()
+            if r.key == "welcome"
+        }
     engine.dispose()
     for message in twilio.messages:
         fields = message.fields
@@ -173,8 +197,12 @@ def delivery(engine, twilio, smtp) -> Iterator[tuple[Runtime, Dispatcher, Clock]
     rt = make_runtime(engine, **provider_settings(twilio, smtp))
     clock = Clock(NOW)
     dispatcher = Dispatcher(
-        engine=rt.engine, settings=rt.settings, careplan=rt.careplan, renderer=rt.renderer,
-        transports=build_transports(rt.settings), clock=clock,
+        engine=rt.engine,
+        settings=rt.settings,
+        careplan=rt.careplan,
+        renderer=rt.renderer,
+        transports=build_transports(rt.settings),
+        clock=clock,
     )
     yield rt, dispatcher, clock
     for transport in dispatcher.transports.values():
@@ -305,14 +333,22 @@ def test_a_batch_of_500_is_concurrent_and_never_exceeds_the_rate(engine, smtp) -
     one-second window at the provider holds more than TWILIO_MPS segments."""
     rate = 200
     with TwilioProcess(latency=0.2) as twilio:
-        rt = make_runtime(engine, **provider_settings(twilio, smtp, twilio_mps=rate,
-                                                      send_concurrency=32, batch_size=500))
+        rt = make_runtime(
+            engine,
+            **provider_settings(twilio, smtp, twilio_mps=rate, send_concurrency=32, batch_size=500),
+        )
         clinic = add_clinic(rt, NOW)
         for n in range(500):
             add_patient(rt, clinic, NOW, first_name=f"P{n}", phone=f"+1212555{n:04d}")
         transports = build_transports(rt.settings)
-        dispatcher = Dispatcher(engine=rt.engine, settings=rt.settings, careplan=rt.careplan,
-                                renderer=rt.renderer, transports=transports, clock=lambda: NOW)
+        dispatcher = Dispatcher(
+            engine=rt.engine,
+            settings=rt.settings,
+            careplan=rt.careplan,
+            renderer=rt.renderer,
+            transports=transports,
+            clock=lambda: NOW,
+        )
         started = time.monotonic()
         report = dispatcher.tick()
         elapsed = time.monotonic() - started
@@ -324,7 +360,7 @@ def test_a_batch_of_500_is_concurrent_and_never_exceeds_the_rate(engine, smtp) -
     # against 100 s for one request at a time.
     assert elapsed < 500 * 0.2 / 4
     worst = start = in_window = 0
-    for end, arrival in enumerate(arrivals):
+    for arrival in arrivals:
         in_window += count_segments(arrival.body).count
         while arrival.received_monotonic - arrivals[start].received_monotonic >= 1.0:
             in_window -= count_segments(arrivals[start].body).count

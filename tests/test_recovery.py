@@ -57,8 +57,12 @@ def twilio_runtime(engine, twilio: TwilioServer, **extra) -> Runtime:  # type: i
 
 def dispatcher_for(rt: Runtime, clock: Clock, transports=None) -> Dispatcher:  # type: ignore[no-untyped-def]
     return Dispatcher(
-        engine=rt.engine, settings=rt.settings, careplan=rt.careplan, renderer=rt.renderer,
-        transports=transports or build_transports(rt.settings), clock=clock,
+        engine=rt.engine,
+        settings=rt.settings,
+        careplan=rt.careplan,
+        renderer=rt.renderer,
+        transports=transports or build_transports(rt.settings),
+        clock=clock,
     )
 
 
@@ -129,11 +133,17 @@ def test_an_email_stranded_mid_send_follows_the_configured_policy(
     engine, tmp_path: Path, policy, status
 ) -> None:
     with SmtpServer(cert_dir=tmp_path, starttls=False) as smtp:
-        rt = make_runtime(engine, email_backend="smtp", smtp_url=smtp.url(),
-                          email_from="clinic@example.com", lease_seconds=60,
-                          email_unknown_policy=policy)
-        add_patient(rt, add_clinic(rt, NOW), NOW, channel="email", email="ana@example.com",
-                    phone="")
+        rt = make_runtime(
+            engine,
+            email_backend="smtp",
+            smtp_url=smtp.url(),
+            email_from="clinic@example.com",
+            lease_seconds=60,
+            email_unknown_policy=policy,
+        )
+        add_patient(
+            rt, add_clinic(rt, NOW), NOW, channel="email", email="ana@example.com", phone=""
+        )
         clock = Clock(outbox(rt, key="welcome")[0].due_at)
         crash_after_send(rt, clock)
         clock.now += timedelta(seconds=61)
@@ -158,8 +168,14 @@ def test_two_planners_at_once_create_no_extra_rows(any_engine) -> None:
     rt = make_runtime(any_engine)
     clinic = add_clinic(rt, NOW)
     for n in range(20):
-        add_patient(rt, clinic, NOW, first_name=f"P{n}", phone=f"+1212555{n:04d}",
-                    start_date=(NOW + timedelta(days=n % 5)).date().isoformat())
+        add_patient(
+            rt,
+            clinic,
+            NOW,
+            first_name=f"P{n}",
+            phone=f"+1212555{n:04d}",
+            start_date=(NOW + timedelta(days=n % 5)).date().isoformat(),
+        )
     later = NOW + timedelta(days=10)
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
@@ -198,17 +214,22 @@ def test_a_start_date_change_while_a_message_is_in_flight_keeps_it_single(any_en
     def move_the_start(_message) -> None:  # staff act while the provider is answering
         with session_scope(rt.engine) as session:
             found = get_course(session, course_id=course.id)
-            change_course(session, course=found, start_date=(NOW + timedelta(days=2)).date(),
-                          ctx=rt.context(clock.now))
+            change_course(
+                session,
+                course=found,
+                start_date=(NOW + timedelta(days=2)).date(),
+                ctx=rt.context(clock.now),
+            )
 
     sms.on_send = move_the_start
     dispatcher_for(rt, clock, {"sms": sms}).tick()
     welcome = outbox(rt, key="welcome")
     assert [(r.status, r.channel) for r in welcome] == [("sent", "sms")]
     dry_lips = outbox(rt, key="dry_lips")[0]
-    assert to_local(dry_lips.due_at, zone("America/New_York")).date() == (
-        NOW + timedelta(days=4)
-    ).date()
+    assert (
+        to_local(dry_lips.due_at, zone("America/New_York")).date()
+        == (NOW + timedelta(days=4)).date()
+    )
     assert len(sms.sent) == 1
 
 
@@ -236,8 +257,10 @@ def test_after_three_days_down_the_course_catches_up_by_the_rules(any_engine) ->
     assert local[0][0].date() == back.date()
     # dry lips (day 2, three grace days) still goes out, the day after the welcome.
     assert local[1][1] == "dry_lips" and local[1][0].date() == (back + timedelta(days=1)).date()
-    assert all(not is_quiet(at.time(), quiet_start=rt_quiet()[0], quiet_end=rt_quiet()[1])
-               for at, _ in local)
+    assert all(
+        not is_quiet(at.time(), quiet_start=rt_quiet()[0], quiet_end=rt_quiet()[1])
+        for at, _ in local
+    )
     days = [at.date() for at, _ in local]
     assert len(days) == len(set(days)), "at most one message a day"
     for day in days:

@@ -64,8 +64,11 @@ def test_status_fails_when_a_message_is_overdue(status) -> None:
     rt, run = status
     add_patient(rt, add_clinic(rt, NOW), NOW)
     with session_scope(rt.engine) as session:
-        session.execute(update(Message).where(Message.key == "welcome")
-                        .values(send_after=NOW - timedelta(minutes=6)))
+        session.execute(
+            update(Message)
+            .where(Message.key == "welcome")
+            .values(send_after=NOW - timedelta(minutes=6))
+        )
     with freeze_time(NOW):
         heartbeat(rt, "w1", NOW, ticked=True)
     result = run(NOW)

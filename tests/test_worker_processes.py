@@ -32,9 +32,7 @@ def twilio() -> Iterator[TwilioServer]:
         yield server
 
 
-def worker_env(
-    database_url: str, twilio: TwilioServer, log: Path, **extra: str
-) -> dict[str, str]:
+def worker_env(database_url: str, twilio: TwilioServer, log: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SMTP_"))}
     env.pop("REMINDERS_TEST_CRASH_AFTER_SEND", None)
     env.update(
@@ -89,8 +87,9 @@ def test_sigterm_mid_batch_exits_zero_quickly_and_leaves_nothing_sending(
     engine = make_engine(sqlite_url)
     seed_due(engine, 120, datetime.now(UTC))
     twilio.latency = 0.3  # a slow provider: the batch is still in flight when SIGTERM comes
-    env = worker_env(sqlite_url, twilio, tmp_path / "worker.log", SEND_CONCURRENCY="4",
-                     BATCH_SIZE="120")
+    env = worker_env(
+        sqlite_url, twilio, tmp_path / "worker.log", SEND_CONCURRENCY="4", BATCH_SIZE="120"
+    )
     worker = start_worker(env)
     try:
         assert wait_until(lambda: len(twilio.messages) >= 4, timeout=30), "worker never sent"
