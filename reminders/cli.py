@@ -82,7 +82,8 @@ def db_upgrade() -> None:
     """Apply every migration to DATABASE_URL (run by the Procfile's release phase)."""
     from reminders.migrations import upgrade
 
-    settings = get_settings()
+    with clear_errors():
+        settings = get_settings()
     setup_logging(settings)
     upgrade(settings.database_url)
     typer.echo("database is up to date")

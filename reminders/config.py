@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -58,6 +58,18 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=6, ge=1)
     email_unknown_policy: Literal["resend", "mark_sent"] = "resend"
 
+    @model_validator(mode="after")
+    def _lease_outlives_a_send(self) -> Settings:
+        # A lease that ran out while its send was still waiting on the provider would let the
+        # reaper settle a row whose outcome is not known yet.
+        longest = max(self.twilio_timeout, self.smtp_timeout)
+        if self.lease_seconds <= longest:
+            raise ValueError(
+                f"LEASE_SECONDS ({self.lease_seconds}) must be longer than the provider "
+                f"timeouts (TWILIO_TIMEOUT, SMTP_TIMEOUT: {longest:g} s)"
+            )
+        return self
+
     @field_validator("database_url")
     @classmethod
     def _driver_url(cls, value: str) -> str:
@@ -68,11 +80,22 @@ class Settings(BaseSettings):
         return value
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read on first use."""
-    return Settings()
-
-
 class ConfigError(Exception):
     """A setting that is missing or wrong; the message names the variable."""
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read on first use; a bad value is a ConfigError."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigError(describe(exc)) from None
+
+
+def describe(exc: ValidationError) -> str:
+    """One line naming the environment variable and what is wrong with it."""
+    error = exc.errors()[0]
+    name = "_".join(str(part) for part in error["loc"]).upper()
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return f"{name}: {message}" if name else message

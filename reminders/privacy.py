@@ -36,8 +36,13 @@ def mask_contact(contact: str | None) -> str:
     return mask_phone(contact)
 
 
+# Unsubscribe links carry a token that acts for the patient: never in a log (access logs!).
+_LINK_TOKEN = re.compile(r"(/unsubscribe/)[^\s\"'?]+")
+
+
 def mask_text(text: str) -> str:
-    """Mask every phone number and email address found in free text."""
+    """Mask every phone number, email address and link token found in free text."""
+    text = _LINK_TOKEN.sub(r"\1***", text)
     text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
     return _PHONE.sub(lambda m: mask_phone(m.group(0)), text)
 

@@ -88,3 +88,10 @@ def test_json_logs_are_one_object_a_line_with_contacts_masked(capsys) -> None:
     entry = json.loads(line)
     assert entry["level"] == "warning"
     assert entry["message"] == "could not reach +1******0101 or a***@example.com"
+
+
+def test_log_lines_never_carry_an_unsubscribe_token() -> None:
+    from reminders.privacy import mask_text
+
+    line = '127.0.0.1:5555 - "POST /unsubscribe/ImFiYzEyMyI.q1w2e3 HTTP/1.1" 200'
+    assert mask_text(line) == '127.0.0.1:5555 - "POST /unsubscribe/*** HTTP/1.1" 200'

@@ -130,6 +130,8 @@ def test_four_workers_under_kills_send_every_message_exactly_once(
             twilio,
             tmp_path / "workers.log",
             LEASE_SECONDS=str(lease),
+            TWILIO_TIMEOUT="2",  # a lease must outlast a send
+            SMTP_TIMEOUT="2",
             REAP_INTERVAL=str(reap_every),
             RETRY_BASE_SECONDS="0.5",
             RETRY_CAP_SECONDS="2",
