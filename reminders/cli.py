@@ -36,6 +36,8 @@ course_app = typer.Typer(
 app.add_typer(db_app, name="db")
 app.add_typer(clinic_app, name="clinic")
 app.add_typer(course_app, name="course")
+staff_app = typer.Typer(help="Staff users who sign in to the clinic pages.", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
 
 
 class Format(StrEnum):
@@ -132,6 +134,32 @@ def clinic_rotate_key(
     with clear_errors(), session_scope(rt.engine) as session:
         key = rotate_api_key(session, clinic_id=clinic_id)
     emit(fmt, {"id": clinic_id, "api_key": key}, lambda: f"new API key (shown once): {key}")
+
+
+@staff_app.command("add")
+def staff_add(
+    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    email: Annotated[str, typer.Option(help="The staff member's email; they sign in with it.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="At least 12 characters; asked for (twice, not shown) when not given.",
+        ),
+    ],
+) -> None:
+    """Add a staff user to a clinic, who can then sign in at /clinic."""
+    from reminders.staff import create_staff
+
+    rt = runtime()
+    with clear_errors(), session_scope(rt.engine) as session:
+        user = create_staff(
+            session, clinic_id=clinic, email=email, password=password, now=utcnow()
+        )
+        user_id = user.id
+    typer.echo(f"staff user {user_id} added to clinic {clinic}")
 
 
 @app.command()

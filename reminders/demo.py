@@ -5,16 +5,18 @@ from __future__ import annotations
 import tempfile
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import typer
 from sqlalchemy import func, select
+from sqlmodel import col
 
-from reminders.channels.base import OutgoingMessage, Receipt
+from reminders.channels.base import OutgoingMessage, Receipt, Transport
 from reminders.config import Settings
 from reminders.db import session_scope
 from reminders.dispatch import Dispatcher
 from reminders.migrations import upgrade
-from reminders.models import Message, MessageStatus
+from reminders.models import Course, Message, MessageStatus
 from reminders.outbox import zone
 from reminders.privacy import mask_contact
 from reminders.runtime import build
@@ -49,6 +51,11 @@ class ShowTransport:
         return None
 
 
+def _saved_id(course: Course) -> int:
+    assert course.id is not None  # enroll() flushed the course, so the database gave it an id
+    return course.id
+
+
 def run_demo(*, days: int = 240) -> None:
     """Enroll three patients and play their courses on a simulated clock."""
     folder = Path(tempfile.mkdtemp(prefix="reminders-demo-"))
@@ -67,7 +74,7 @@ def run_demo(*, days: int = 240) -> None:
             now=clock[0],
         )
         ctx = rt.context(clock[0])
-        people = [
+        people: list[dict[str, Any]] = [
             {
                 "first_name": "Ana",
                 "phone": "+12125550101",
@@ -95,32 +102,35 @@ def run_demo(*, days: int = 240) -> None:
         courses = [
             enroll(session, clinic=clinic, raw=p, source="staff", ctx=ctx)[1] for p in people
         ]
-        zones = {c.id: p["timezone"] for c, p in zip(courses, people, strict=True)}
+        ids = [_saved_id(course) for course in courses]
+        zones = {course_id: p["timezone"] for course_id, p in zip(ids, people, strict=True)}
     for person in people:
         typer.echo(f"Enrolled {person['first_name']} ({person['channel']}, {person['timezone']})")
     typer.echo("Carla is on the iPLEDGE track; her clinic records a test on day 28.")
     typer.echo("Ana's clinic ends her course on day 140.\n")
-    transports = {name: ShowTransport(name, clock, zones) for name in ("sms", "email")}
+    transports: dict[str, Transport] = {
+        name: ShowTransport(name, clock, zones) for name in ("sms", "email")
+    }
     dispatcher = Dispatcher(
         engine=rt.engine,
         settings=rt.settings,
         careplan=rt.careplan,
         renderer=rt.renderer,
         transports=transports,
-        clock=lambda: clock[0],  # type: ignore[arg-type]
+        clock=lambda: clock[0],
     )
     end = datetime.combine(start, datetime.min.time(), UTC) + timedelta(days=days)
     events = {
         start + timedelta(days=28): lambda s, c: record_event(
             s,
-            course=get_course(s, course_id=courses[2].id),
+            course=get_course(s, course_id=ids[2]),
             type="pregnancy_test",
             on=start + timedelta(days=28),
             ctx=c,
         ),
         start + timedelta(days=140): lambda s, c: end_course(
             s,
-            course=get_course(s, course_id=courses[0].id),
+            course=get_course(s, course_id=ids[0]),
             last_dose_date=start + timedelta(days=140),
             ctx=c,
         ),
@@ -135,7 +145,7 @@ def run_demo(*, days: int = 240) -> None:
                     del events[day]
             upcoming = session.execute(
                 select(func.min(Message.send_after)).where(
-                    Message.status == MessageStatus.pending.value
+                    col(Message.status) == MessageStatus.pending.value
                 )
             ).scalar_one()
         next_day = clock[0] + timedelta(days=1)

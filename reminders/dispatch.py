@@ -14,14 +14,14 @@ import logging
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from reminders import retry
 from reminders.careplan import CarePlan
@@ -125,10 +125,10 @@ class Dispatcher:
     def _load(self, session: Session, ids: Sequence[int]) -> list[Job]:
         result = session.execute(
             select(Message, Patient, Clinic, Course)
-            .join(Patient, Patient.id == Message.patient_id)  # type: ignore[arg-type]
-            .join(Clinic, Clinic.id == Patient.clinic_id)  # type: ignore[arg-type]
-            .join(Course, Course.id == Message.course_id)  # type: ignore[arg-type]
-            .where(Message.id.in_(ids))  # type: ignore[union-attr]
+            .join(Patient, col(Patient.id) == Message.patient_id)
+            .join(Clinic, col(Clinic.id) == Patient.clinic_id)
+            .join(Course, col(Course.id) == Message.course_id)
+            .where(col(Message.id).in_(ids))
         )
         return [Job(row, patient, clinic, course) for row, patient, clinic, course in result]
 
@@ -143,8 +143,8 @@ class Dispatcher:
     ) -> list[Job]:
         """Settle what must not be sent now; return the jobs to send, rendered."""
         patients = {job.patient.id for job in jobs}
-        reached = _reached_recently(session, patients, now)  # type: ignore[arg-type]
-        sms_started = _courses_with_sms(session, {job.course.id for job in jobs})  # type: ignore[arg-type]
+        reached = _reached_recently(session, patients, now)
+        sms_started = _courses_with_sms(session, {job.course.id for job in jobs})
         to_send = []
         jobs.sort(key=lambda j: (j.patient.id, -j.row.priority, j.row.due_at, j.row.channel))
         for job in jobs:
@@ -227,15 +227,7 @@ class Dispatcher:
         unsubscribe = None
         if base and row.channel == Channel.email:
             unsubscribe = f"{base}/unsubscribe/{unsubscribe_token(patient, self.settings)}"
-        context = MessageContext(
-            clinic=clinic.name,
-            help_contact=clinic.help_contact,
-            first_name=patient.first_name,
-            locale=patient.locale,
-            ipledge=patient.ipledge and clinic.ipledge_enabled,
-            first=first,
-            unsubscribe_url=unsubscribe,
-        )
+        context = message_context(clinic, patient, first=first, unsubscribe_url=unsubscribe)
         common = {"outbox_id": row.id, "course_id": row.course_id, "key": row.key}
         if row.channel == Channel.sms:
             body = self.renderer.sms(parts, context)
@@ -365,14 +357,29 @@ class Dispatcher:
             return ("expired" if decision.expired else "failed") if changed else "lost"
 
 
+def message_context(
+    clinic: Clinic, patient: Patient, *, first: bool, unsubscribe_url: str | None
+) -> MessageContext:
+    """What every template of a message may say about its sender and its reader."""
+    return MessageContext(
+        clinic=clinic.name,
+        help_contact=clinic.help_contact,
+        first_name=patient.first_name,
+        locale=patient.locale,
+        ipledge=patient.ipledge and clinic.ipledge_enabled,
+        first=first,
+        unsubscribe_url=unsubscribe_url,
+    )
+
+
 def claim(
     session: Session, *, now: datetime, limit: int, lease_until: datetime, token: str
 ) -> list[int]:
     """Move up to `limit` due pending rows to `sending` under `token`, in one statement."""
     due = (
-        select(Message.id)
-        .where(Message.status == MessageStatus.pending.value, Message.send_after <= now)
-        .order_by(Message.send_after)
+        select(col(Message.id))
+        .where(col(Message.status) == MessageStatus.pending.value, col(Message.send_after) <= now)
+        .order_by(col(Message.send_after))
         .limit(limit)
     )
     if is_postgres(session.get_bind()):  # type: ignore[arg-type]
@@ -383,15 +390,15 @@ def claim(
     chosen = due.cte("due")
     statement = (
         update(Message)
-        .where(Message.id == chosen.c.id)
-        .where(Message.status == MessageStatus.pending.value)
+        .where(col(Message.id) == chosen.c.id)
+        .where(col(Message.status) == MessageStatus.pending.value)
         .values(
             status=MessageStatus.sending.value,
             claim_token=token,
             lease_until=lease_until,
             updated_at=now,
         )
-        .returning(Message.id)
+        .returning(col(Message.id))
     )
     return [row_id for (row_id,) in session.execute(statement)]
 
@@ -425,16 +432,16 @@ def _finish(
         values["sent_at"] = sent_at
     if send_after is not None:
         values["send_after"] = send_after
-    result = session.execute(
+    result = session.exec(
         update(Message)
         .where(
-            Message.id == row.id,
-            Message.claim_token == token,
-            Message.status == MessageStatus.sending.value,
+            col(Message.id) == row.id,
+            col(Message.claim_token) == token,
+            col(Message.status) == MessageStatus.sending.value,
         )
         .values(**values)
     )
-    return (result.rowcount or 0) == 1  # type: ignore[attr-defined]
+    return (result.rowcount or 0) == 1
 
 
 def _settle(
@@ -464,19 +471,24 @@ def _parts(row: Message) -> list[Part]:
 
 
 def _reached_recently(
-    session: Session, patients: set[int], now: datetime
+    session: Session, patients: Collection[int | None], now: datetime
 ) -> dict[int, dict[str, date]]:
     """Per patient, the local day each message key reached them in the last week."""
     reached: dict[int, dict[str, date]] = defaultdict(dict)
     if not patients:
         return reached
     rows = session.execute(
-        select(Message.patient_id, Message.key, Message.sent_at, Patient.timezone)
-        .join(Patient, Patient.id == Message.patient_id)  # type: ignore[arg-type]
+        select(
+            col(Message.patient_id),
+            col(Message.key),
+            col(Message.sent_at),
+            col(Patient.timezone),
+        )
+        .join(Patient, col(Patient.id) == Message.patient_id)
         .where(
-            Message.patient_id.in_(patients),  # type: ignore[attr-defined]
-            Message.sent_at >= now - timedelta(days=8),  # type: ignore[operator]
-            Message.status.in_(REACHED),  # type: ignore[attr-defined]
+            col(Message.patient_id).in_(patients),
+            col(Message.sent_at) >= now - timedelta(days=8),
+            col(Message.status).in_(REACHED),
         )
     )
     for patient_id, key, sent_at, tz in rows:
@@ -486,17 +498,17 @@ def _reached_recently(
     return reached
 
 
-def _courses_with_sms(session: Session, courses: set[int]) -> set[int]:
+def _courses_with_sms(session: Session, courses: Collection[int | None]) -> set[int]:
     """Courses that already sent an SMS (the opt-out line goes only in the first)."""
     rows = session.execute(
-        select(Message.course_id)
+        select(col(Message.course_id))
         .where(
-            Message.course_id.in_(courses),  # type: ignore[attr-defined]
-            Message.channel == Channel.sms.value,
-            Message.status.in_(
+            col(Message.course_id).in_(courses),
+            col(Message.channel) == Channel.sms.value,
+            col(Message.status).in_(
                 (*REACHED, MessageStatus.sending.value, MessageStatus.unknown.value)
-            ),  # type: ignore[attr-defined]
-            Message.sent_at.is_not(None),  # type: ignore[union-attr]
+            ),
+            col(Message.sent_at).is_not(None),
         )
         .distinct()
     )

@@ -64,7 +64,7 @@ def read_rows(text: str) -> list[dict[str, str]]:
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:
         raise InvalidInput.one(missing[0], "required column is missing")
-    rows = []
+    rows: list[dict[str, str]] = []
     try:
         for values in reader:
             if not any(value.strip() for value in values):

@@ -210,3 +210,14 @@ class InboundMessage(SQLModel, table=True):
     body: str = Field(sa_column=Column(Text, nullable=False))
     provider_id: str | None = Field(default=None, max_length=64)
     received_at: datetime = Field(default_factory=utcnow)
+
+
+class StaffUser(SQLModel, table=True):
+    """A clinic's staff member, who signs in to the clinic's web pages."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    clinic_id: int = Field(foreign_key="clinic.id", index=True)
+    # Stored lower-cased, so that sign-in does not depend on how the address was typed.
+    email: str = Field(max_length=254, unique=True)
+    password_hash: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)

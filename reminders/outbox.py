@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from reminders.careplan import CarePlan
 from reminders.models import (
@@ -249,15 +249,15 @@ def materialize_many(
         patient.id: (patient, clinic)
         for patient, clinic in session.execute(
             select(Patient, Clinic)
-            .join(Clinic, Clinic.id == Patient.clinic_id)  # type: ignore[arg-type]
-            .where(Patient.id.in_([c.patient_id for c in courses]))  # type: ignore[union-attr]
+            .join(Clinic, col(Clinic.id) == Patient.clinic_id)
+            .where(col(Patient.id).in_([c.patient_id for c in courses]))
         )
     }
     events: dict[int, list[CourseEvent]] = {}
-    for event in session.exec(select(CourseEvent).where(CourseEvent.course_id.in_(ids))):  # type: ignore[attr-defined]
+    for event in session.exec(select(CourseEvent).where(col(CourseEvent.course_id).in_(ids))):
         events.setdefault(event.course_id, []).append(event)
     rows: dict[int, list[Message]] = {}
-    for row in session.exec(select(Message).where(Message.course_id.in_(ids))):  # type: ignore[attr-defined]
+    for row in session.exec(select(Message).where(col(Message.course_id).in_(ids))):
         rows.setdefault(row.course_id, []).append(row)
     values: list[dict] = []
     stale: list[int] = []
@@ -277,12 +277,12 @@ def materialize_many(
     if stale:
         cancel_pending(session, ids=stale, now=now, reason="no longer in the plan")
     session.execute(
-        update(Course).where(Course.id.in_(ids)).values(planned_until=now + horizon)  # type: ignore[union-attr]
+        update(Course).where(col(Course.id).in_(ids)).values(planned_until=now + horizon)
     )
     if completed:
         session.execute(
             update(Course)
-            .where(Course.id.in_(completed), Course.status == CourseStatus.active.value)  # type: ignore[union-attr]
+            .where(col(Course.id).in_(completed), col(Course.status) == CourseStatus.active.value)
             .values(status=CourseStatus.completed.value, updated_at=now)
         )
     return written
@@ -318,8 +318,8 @@ def upsert(session: Session, values: list[dict]) -> int:
         # Spelled out rather than IN (...): an expanding IN cannot run as executemany.
         where=or_(*(table.c.status == status for status in OPEN_STATUSES)),
     )
-    result = session.execute(statement, values)
-    return max(result.rowcount or 0, 0)  # type: ignore[attr-defined]
+    result = session.exec(statement, params=values)
+    return max(result.rowcount or 0, 0)
 
 
 def cancel_pending(
@@ -334,14 +334,14 @@ def cancel_pending(
     channel: Channel | None = None,
 ) -> int:
     """Move pending rows to `status` (cancelled, suppressed...); rows in flight are left alone."""
-    statement = update(Message).where(Message.status == MessageStatus.pending.value)
+    statement = update(Message).where(col(Message.status) == MessageStatus.pending.value)
     if ids is not None:
-        statement = statement.where(Message.id.in_(ids))  # type: ignore[union-attr]
+        statement = statement.where(col(Message.id).in_(ids))
     if course_id is not None:
-        statement = statement.where(Message.course_id == course_id)
+        statement = statement.where(col(Message.course_id) == course_id)
     if patient_id is not None:
-        statement = statement.where(Message.patient_id == patient_id)
+        statement = statement.where(col(Message.patient_id) == patient_id)
     if channel is not None:
-        statement = statement.where(Message.channel == str(channel))
+        statement = statement.where(col(Message.channel) == str(channel))
     statement = statement.values(status=status.value, last_error=reason, updated_at=now)
-    return session.execute(statement).rowcount or 0  # type: ignore[attr-defined]
+    return session.exec(statement).rowcount or 0

@@ -223,10 +223,10 @@ def plan_course(
     for item in todo:
         if item.mergeable and placed.get(item.day) and _merge(item, placed[item.day]):
             continue
-        day = _first_free_day(item, occupied, plan, begin_day)
-        if day is not None:
-            placed.setdefault(day, []).append([item])
-            occupied[day.toordinal()] = occupied.get(day.toordinal(), 0) + 1
+        free_day = _first_free_day(item, occupied, plan, begin_day)
+        if free_day is not None:
+            placed.setdefault(free_day, []).append([item])
+            occupied[free_day.toordinal()] = occupied.get(free_day.toordinal(), 0) + 1
             continue
         if item.mergeable and any(
             _merge(item, placed.get(d, [])) for d in _days(item.day, item.last_day)

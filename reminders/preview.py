@@ -8,10 +8,11 @@ from typing import Any
 
 from sqlmodel import Session
 
-from reminders.models import Channel, Clinic, Course, MessageStatus, Patient
+from reminders.dispatch import message_context
+from reminders.models import Channel, ChannelChoice, Clinic, Course, MessageStatus, Patient
 from reminders.outbox import channels_for, plan_for, rules_for, zone
 from reminders.planning import CourseFacts, Plan, plan_course
-from reminders.render import MessageContext, Part
+from reminders.render import Part
 from reminders.runtime import Runtime
 from reminders.services import get_course
 from reminders.timing import local_instant, to_local
@@ -31,14 +32,8 @@ def _entry(
     status: str,
     first: bool,
 ) -> dict[str, Any]:
-    context = MessageContext(
-        clinic=clinic.name,
-        help_contact=clinic.help_contact,
-        first_name=patient.first_name,
-        locale=patient.locale,
-        ipledge=patient.ipledge and clinic.ipledge_enabled,
-        first=first and channel == Channel.sms,
-        unsubscribe_url=None,
+    context = message_context(
+        clinic, patient, first=first and channel == Channel.sms, unsubscribe_url=None
     )
     entry: dict[str, Any] = {
         "key": key,
@@ -114,7 +109,7 @@ def preview_new(
     patient = Patient(
         clinic_id=0,
         first_name="Alex",
-        channel=channel,
+        channel=ChannelChoice(channel),
         timezone=tz,
         locale=locale,
         ipledge=ipledge,

@@ -14,23 +14,28 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from sqlalchemy import select, update
+from sqlmodel import col
 
 from reminders.clock import utcnow
 from reminders.db import session_scope
 from reminders.dispatch import Dispatcher, Job
 from reminders.models import Clinic, Course, Message, MessageStatus, Patient
+from reminders.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def reap(runtime, dispatcher: Dispatcher, *, limit: int = 200) -> int:  # type: ignore[no-untyped-def]
+def reap(runtime: Runtime, dispatcher: Dispatcher, *, limit: int = 200) -> int:
     """Settle every stranded row; returns how many were settled."""
     now = dispatcher.clock()
     token = uuid.uuid4().hex
     with session_scope(runtime.engine) as session:
         stale = (
-            select(Message.id)
-            .where(Message.status == MessageStatus.sending.value, Message.lease_until < now)  # type: ignore[operator]
+            select(col(Message.id))
+            .where(
+                col(Message.status) == MessageStatus.sending.value,
+                col(Message.lease_until) < now,
+            )
             .limit(limit)
         )
         # Taking the row to `unknown` under a new token fences out the worker that lost it.
@@ -38,10 +43,10 @@ def reap(runtime, dispatcher: Dispatcher, *, limit: int = 200) -> int:  # type: 
             row_id
             for (row_id,) in session.execute(
                 update(Message)
-                .where(Message.id.in_(stale.scalar_subquery()))  # type: ignore[union-attr]
-                .where(Message.status == MessageStatus.sending.value)
+                .where(col(Message.id).in_(stale.scalar_subquery()))
+                .where(col(Message.status) == MessageStatus.sending.value)
                 .values(status=MessageStatus.unknown.value, claim_token=token, updated_at=now)
-                .returning(Message.id)
+                .returning(col(Message.id))
             )
         ]
     ids += _unknown_ids(runtime, limit)
@@ -62,28 +67,28 @@ def reap(runtime, dispatcher: Dispatcher, *, limit: int = 200) -> int:  # type: 
         return sum(pool.map(settle, unique))
 
 
-def _unknown_ids(runtime, limit: int) -> list[int]:  # type: ignore[no-untyped-def]
+def _unknown_ids(runtime: Runtime, limit: int) -> list[int]:
     """Rows left `unknown` by a reaper that itself died: older than a minute."""
     with session_scope(runtime.engine) as session:
         rows = session.execute(
-            select(Message.id)
+            select(col(Message.id))
             .where(
-                Message.status == MessageStatus.unknown.value,
-                Message.updated_at < utcnow() - timedelta(minutes=1),  # type: ignore[operator]
+                col(Message.status) == MessageStatus.unknown.value,
+                col(Message.updated_at) < utcnow() - timedelta(minutes=1),
             )
             .limit(limit)
         )
         return [row_id for (row_id,) in rows]
 
 
-def _settle_unknown(runtime, dispatcher: Dispatcher, row_id: int) -> int:  # type: ignore[no-untyped-def]
+def _settle_unknown(runtime: Runtime, dispatcher: Dispatcher, row_id: int) -> int:
     with session_scope(runtime.engine) as session:
         found = session.execute(
             select(Message, Patient, Clinic, Course)
-            .join(Patient, Patient.id == Message.patient_id)  # type: ignore[arg-type]
-            .join(Clinic, Clinic.id == Patient.clinic_id)  # type: ignore[arg-type]
-            .join(Course, Course.id == Message.course_id)  # type: ignore[arg-type]
-            .where(Message.id == row_id, Message.status == MessageStatus.unknown.value)
+            .join(Patient, col(Patient.id) == Message.patient_id)
+            .join(Clinic, col(Clinic.id) == Patient.clinic_id)
+            .join(Course, col(Course.id) == Message.course_id)
+            .where(col(Message.id) == row_id, col(Message.status) == MessageStatus.unknown.value)
         ).first()
     if found is None:
         return 0
@@ -97,7 +102,9 @@ def _settle_unknown(runtime, dispatcher: Dispatcher, row_id: int) -> int:  # typ
             seconds=runtime.settings.lease_seconds + 60
         )
         # The opt-out line depends on whether it was the course's first SMS: try both.
-        bodies = [dispatcher.render(job, first=first, now=row.due_at).body for first in (1, 0)]
+        bodies = [
+            dispatcher.render(job, first=first, now=row.due_at).body for first in (True, False)
+        ]
         sid = find_sent(to=patient.phone, body=bodies, since=since)
     elif row.channel == "email" and runtime.settings.email_unknown_policy == "mark_sent":
         sid = row.provider_id or "unknown"
@@ -110,9 +117,9 @@ def _settle_unknown(runtime, dispatcher: Dispatcher, row_id: int) -> int:  # typ
         values |= {"status": MessageStatus.pending.value, "send_after": now}
         values["last_error"] = "not confirmed sent after a worker stopped; sending again"
     with session_scope(runtime.engine) as session:
-        changed = session.execute(
+        changed = session.exec(
             update(Message)
-            .where(Message.id == row_id, Message.status == MessageStatus.unknown.value)
+            .where(col(Message.id) == row_id, col(Message.status) == MessageStatus.unknown.value)
             .values(**values)
         ).rowcount
     if changed:

@@ -169,14 +169,14 @@ def check_enrollment(
     enrollment = validate_enrollment(raw, region=clinic.region, today=today)
     contacts = []
     if enrollment.phone:
-        contacts.append(Patient.phone == enrollment.phone)
+        contacts.append(col(Patient.phone) == enrollment.phone)
     if enrollment.email:
-        contacts.append(Patient.email == enrollment.email)
+        contacts.append(col(Patient.email) == enrollment.email)
     duplicate = session.exec(
         select(Patient)
-        .join(Course, Course.patient_id == Patient.id)  # type: ignore[arg-type]
+        .join(Course, col(Course.patient_id) == Patient.id)
         .where(Patient.clinic_id == clinic.id, or_(*contacts))
-        .where(Course.status.in_(LIVE_STATUSES))  # type: ignore[attr-defined]
+        .where(col(Course.status).in_(LIVE_STATUSES))
     ).first()
     if duplicate is not None:
         field = "phone" if enrollment.phone and duplicate.phone == enrollment.phone else "email"
@@ -465,9 +465,9 @@ def plan_all(session: Session, *, ctx: Context, batch: int = 500) -> int:
     while True:
         courses = session.exec(
             select(Course)
-            .where(Course.status == CourseStatus.active.value, Course.id > last_id)  # type: ignore[operator]
-            .where(or_(Course.planned_until.is_(None), Course.planned_until < due))  # type: ignore[union-attr,operator]
-            .order_by(Course.id)  # type: ignore[arg-type]
+            .where(Course.status == CourseStatus.active.value, col(Course.id) > last_id)
+            .where(or_(col(Course.planned_until).is_(None), col(Course.planned_until) < due))
+            .order_by(col(Course.id))
             .limit(batch)
         ).all()
         if not courses:
@@ -495,7 +495,7 @@ def get_patient(session: Session, *, patient_id: int, clinic_id: int | None) -> 
 def current_course(session: Session, *, patient_id: int) -> Course | None:
     """The patient's most recent course."""
     return session.exec(
-        select(Course).where(Course.patient_id == patient_id).order_by(Course.id.desc())  # type: ignore[union-attr]
+        select(Course).where(Course.patient_id == patient_id).order_by(col(Course.id).desc())
     ).first()
 
 
@@ -518,13 +518,13 @@ def list_patients(
     )
     query = (
         select(Patient, Course)
-        .join(Course, Course.id == latest)  # type: ignore[arg-type]
+        .join(Course, col(Course.id) == latest)
         .where(Patient.clinic_id == clinic_id)
     )
     if status is not None:
         query = query.where(Course.status == status)
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(Patient.id).offset(offset).limit(limit)).all()  # type: ignore[arg-type]
+    rows = session.exec(query.order_by(col(Patient.id)).offset(offset).limit(limit)).all()
     return [(patient, course) for patient, course in rows], total
 
 
@@ -569,10 +569,10 @@ def _check_patient_changes(
         elif values[name] and values[name] != getattr(patient, name):
             taken = session.exec(
                 select(Patient.id)
-                .join(Course, Course.patient_id == Patient.id)  # type: ignore[arg-type]
+                .join(Course, col(Course.patient_id) == Patient.id)
                 .where(Patient.clinic_id == clinic.id, Patient.id != patient.id)
                 .where(getattr(Patient, name) == values[name])
-                .where(Course.status.in_(LIVE_STATUSES))  # type: ignore[attr-defined]
+                .where(col(Course.status).in_(LIVE_STATUSES))
             ).first()
             if taken is not None:
                 errors.append(
@@ -626,7 +626,7 @@ def consent_history(session: Session, *, patient_id: int) -> list[ConsentEvent]:
         session.exec(
             select(ConsentEvent)
             .where(ConsentEvent.patient_id == patient_id)
-            .order_by(ConsentEvent.at, ConsentEvent.id)  # type: ignore[arg-type]
+            .order_by(col(ConsentEvent.at), col(ConsentEvent.id))
         ).all()
     )
 
@@ -638,7 +638,11 @@ def patient_messages(
     query = select(Message).where(Message.patient_id == patient_id)
     if status is not None:
         query = query.where(Message.status == status)
-    return list(session.exec(query.order_by(Message.due_at, Message.channel, Message.id)).all())  # type: ignore[arg-type]
+    return list(
+        session.exec(
+            query.order_by(col(Message.due_at), col(Message.channel), col(Message.id))
+        ).all()
+    )
 
 
 @dataclass(frozen=True)
@@ -670,7 +674,7 @@ def receive_text(
     """
     patients = list(
         session.exec(
-            select(Patient).where(Patient.phone == phone).order_by(Patient.id.desc())  # type: ignore[union-attr]
+            select(Patient).where(Patient.phone == phone).order_by(col(Patient.id).desc())
         ).all()
     )
     if not patients:
@@ -738,7 +742,7 @@ def _reopen_suppressed(
         )
         .values(status=MessageStatus.cancelled.value, last_error="opted in again", updated_at=now)
     )
-    return session.execute(statement).rowcount or 0  # type: ignore[attr-defined]
+    return session.exec(statement).rowcount or 0
 
 
 # Twilio's status callback values, mapped onto the outbox. queued, accepted, scheduled and
@@ -828,7 +832,7 @@ def record_delivery(
         values["delivered_at"] = now
     elif target in (MessageStatus.undelivered, MessageStatus.failed):
         values["last_error"] = delivery_error(word, error_code)
-    changed = (session.execute(statement.values(**values)).rowcount or 0) == 1  # type: ignore[attr-defined]
+    changed = (session.exec(statement.values(**values)).rowcount or 0) == 1
     if changed and error_code == RECIPIENT_UNSUBSCRIBED:
         # Twilio's 21610 is the recipient's STOP, reported late: honour it like one.
         patient = session.get(Patient, row.patient_id)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlalchemy import ColumnElement, func, select
+from sqlmodel import Session, col
 
 from reminders.models import Message, MessageStatus, WorkerHeartbeat
 
@@ -29,25 +29,26 @@ class StatusReport:
 
 
 def collect(session: Session, *, now: datetime) -> StatusReport:
-    def count(*conditions) -> int:  # type: ignore[no-untyped-def]
+    def count(*conditions: ColumnElement[bool]) -> int:
         return session.execute(
             select(func.count()).select_from(Message).where(*conditions)
         ).scalar_one()
 
-    pending = Message.status == MessageStatus.pending.value
+    pending = col(Message.status) == MessageStatus.pending.value
     day_start = now.replace(hour=0, minute=0, second=0, microsecond=0)
     workers = session.execute(
-        select(WorkerHeartbeat.worker_id, WorkerHeartbeat.last_seen).where(
-            WorkerHeartbeat.last_seen >= now - ALIVE_WITHIN  # type: ignore[operator]
+        select(col(WorkerHeartbeat.worker_id), col(WorkerHeartbeat.last_seen)).where(
+            col(WorkerHeartbeat.last_seen) >= now - ALIVE_WITHIN
         )
     ).all()
     return StatusReport(
-        due_now=count(pending, Message.send_after <= now),
-        overdue=count(pending, Message.send_after <= now - OVERDUE_AFTER),
-        sending=count(Message.status == MessageStatus.sending.value),
-        unknown=count(Message.status == MessageStatus.unknown.value),
+        due_now=count(pending, col(Message.send_after) <= now),
+        overdue=count(pending, col(Message.send_after) <= now - OVERDUE_AFTER),
+        sending=count(col(Message.status) == MessageStatus.sending.value),
+        unknown=count(col(Message.status) == MessageStatus.unknown.value),
         failed_today=count(
-            Message.status == MessageStatus.failed.value, Message.updated_at >= day_start
+            col(Message.status) == MessageStatus.failed.value,
+            col(Message.updated_at) >= day_start,
         ),
         workers=[(worker_id, seen) for worker_id, seen in workers],
     )

@@ -184,6 +184,8 @@ def validate_enrollment(raw: Mapping[str, Any], *, region: str, today: date) -> 
     ipledge = check("ipledge", parse_bool)
     if errors:
         raise InvalidInput(errors)
+    # Both are required: had either been blank or invalid, an error was reported above.
+    assert timezone is not None and start is not None
     return Enrollment(
         first_name=first_name,
         phone=phone,

@@ -17,6 +17,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col
 
 from reminders.channels.registry import build_transports
 from reminders.clock import utcnow
@@ -104,7 +105,7 @@ def forget_worker(runtime: Runtime, worker_id: str) -> None:
     with session_scope(runtime.engine) as session:
         session.execute(
             update(WorkerHeartbeat)
-            .where(WorkerHeartbeat.worker_id == worker_id)  # type: ignore[arg-type]
+            .where(col(WorkerHeartbeat.worker_id) == worker_id)
             .values(last_seen=datetime(1970, 1, 1, tzinfo=UTC))
         )
 
