@@ -155,9 +155,7 @@ def staff_add(
 
     rt = runtime()
     with clear_errors(), session_scope(rt.engine) as session:
-        user = create_staff(
-            session, clinic_id=clinic, email=email, password=password, now=utcnow()
-        )
+        user = create_staff(session, clinic_id=clinic, email=email, password=password, now=utcnow())
         user_id = user.id
     typer.echo(f"staff user {user_id} added to clinic {clinic}")
 

@@ -75,6 +75,23 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_patient_phone"), ["phone"], unique=False)
 
     op.create_table(
+        "staffuser",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("clinic_id", sa.Integer(), nullable=False),
+        sa.Column("email", sqlmodel.sql.sqltypes.AutoString(length=254), nullable=False),
+        sa.Column("password_hash", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["clinic_id"],
+            ["clinic.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("email"),
+    )
+    with op.batch_alter_table("staffuser", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_staffuser_clinic_id"), ["clinic_id"], unique=False)
+
+    op.create_table(
         "consentevent",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("patient_id", sa.Integer(), nullable=False),
@@ -245,6 +262,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_consentevent_patient_id"))
 
     op.drop_table("consentevent")
+    with op.batch_alter_table("staffuser", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_staffuser_clinic_id"))
+
+    op.drop_table("staffuser")
     with op.batch_alter_table("patient", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_patient_phone"))
         batch_op.drop_index(batch_op.f("ix_patient_email"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from reminders import __version__
+from reminders import __version__, web
 from reminders.api import clinic, errors, health, twilio, unsubscribe
 from reminders.api.imports import HARD_LIMIT_BYTES
 from reminders.api.limits import BodyLimit
@@ -36,10 +36,12 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     # JSON bodies and Twilio's forms are a few kilobytes; only imports carry a file.
-    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, paths={"/v1/imports": HARD_LIMIT_BYTES})
+    uploads = {"/v1/imports": HARD_LIMIT_BYTES, web.IMPORT_PATH: HARD_LIMIT_BYTES}
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, paths=uploads)
     errors.install(app)
     app.include_router(clinic.router)
     app.include_router(twilio.router)
     app.include_router(unsubscribe.router)
     app.include_router(health.router)
+    web.install(app, runtime)
     return app

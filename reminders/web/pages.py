@@ -1,0 +1,180 @@
+"""Rendering the clinic pages: one Jinja2 environment, the headers every page carries."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import phonenumbers
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from reminders.outbox import zone
+from reminders.validation import FieldError
+from reminders.web.security import (
+    CSRF_FIELD,
+    PREFIX,
+    CsrfRejected,
+    PageNotFound,
+    SignInRequired,
+    Staff,
+    csrf_token,
+)
+
+TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+
+# No script runs on these pages, and nothing loads from elsewhere; pages hold patient data,
+# so they are never cached or framed.
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def as_utc(value: datetime) -> datetime:
+    """An aware UTC instant (SQLite hands back naive datetimes, which are UTC here)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def local_time(value: datetime | None, timezone: str) -> str:
+    """'Mon 16 Mar 2026, 10:00 EDT' in `timezone`."""
+    if value is None:
+        return ""
+    local = as_utc(value).astimezone(zone(timezone))
+    return f"{local:%a %d %b %Y, %H:%M} {local.tzname()}"
+
+
+def iso(value: datetime | None) -> str:
+    return as_utc(value).isoformat() if value is not None else ""
+
+
+def phone(value: str | None) -> str:
+    """+13125550111 -> +1 312-555-0111, easier to read back to a patient."""
+    if not value:
+        return ""
+    try:
+        number = phonenumbers.parse(value)
+    except phonenumbers.NumberParseException:
+        return value
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def long_date(value: date | None) -> str:
+    return f"{value:%a %d %b %Y}" if value is not None else ""
+
+
+_env = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    undefined=StrictUndefined,
+    autoescape=select_autoescape(enabled_extensions=("html",)),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_env.filters.update(local=local_time, iso=iso, long_date=long_date, phone=phone)
+_env.globals.update(
+    prefix=PREFIX,
+    csrf_field=CSRF_FIELD,
+    status_labels={
+        "planned": "Upcoming",
+        "pending": "Waiting to send",
+        "sending": "Sending",
+        "unknown": "Outcome unknown",
+        "sent": "Sent",
+        "delivered": "Delivered",
+        "undelivered": "Not delivered",
+        "failed": "Failed",
+        "suppressed": "Not sent: opted out",
+        "expired": "Not sent in time",
+        "cancelled": "Cancelled",
+    },
+    topic_labels={
+        "welcome": "Welcome",
+        "milestone": "Milestone",
+        "moisturizer": "Dry skin care",
+        "sun_protection": "Sun protection",
+        "end_of_course": "End of course",
+        "post_course": "After the course",
+        "ipledge": "iPLEDGE steps",
+    },
+    course_labels={
+        "active": "Active",
+        "paused": "Paused",
+        "completed": "Completed",
+        "cancelled": "Stopped",
+    },
+    source_labels={
+        "staff": "By staff",
+        "api": "Through the API",
+        "import": "Spreadsheet import",
+        "enrollment": "At enrolment",
+        "reply": "Patient's text reply",
+        "provider": "Reported by the carrier",
+        "link": "Email unsubscribe link",
+    },
+)
+
+
+def errors_by_field(errors: list[FieldError]) -> dict[str, str]:
+    """One message per field (the first), for the inline errors next to each input."""
+    found: dict[str, str] = {}
+    for error in errors:
+        found.setdefault(error.field, error.reason)
+    return found
+
+
+def render(
+    request: Request,
+    name: str,
+    *,
+    title: str,
+    staff: Staff | None,
+    code: int = 200,
+    **values: Any,
+) -> HTMLResponse:
+    """A page; a message left by the previous request (after a redirect) is shown once."""
+    flash = request.session.pop("flash", None)
+    html = _env.get_template(name).render(
+        request_path=request.url.path,
+        title=title,
+        staff=staff,
+        flash=flash if isinstance(flash, str) else None,
+        csrf_token=csrf_token(request),
+        **values,
+    )
+    return HTMLResponse(html, status_code=code, headers=HEADERS)
+
+
+def redirect(request: Request, url: str, flash: str | None = None) -> RedirectResponse:
+    """303 See Other (a form POST is followed by a GET), with a message for the next page."""
+    if flash:
+        request.session["flash"] = flash
+    return RedirectResponse(url, status_code=303)
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Pages answer their own refusals as pages, apart from the API's JSON errors."""
+
+    @app.exception_handler(SignInRequired)
+    async def sign_in_first(request: Request, _exc: SignInRequired) -> Response:
+        target = request.url.path if request.method == "GET" else PREFIX
+        return RedirectResponse(f"{PREFIX}/sign-in?next={quote(target)}", status_code=303)
+
+    @app.exception_handler(PageNotFound)
+    async def not_found(request: Request, _exc: PageNotFound) -> Response:
+        staff = getattr(request.state, "staff", None)
+        return render(request, "not_found.html", title="Not found", staff=staff, code=404)
+
+    @app.exception_handler(CsrfRejected)
+    async def forbidden(request: Request, _exc: CsrfRejected) -> Response:
+        staff = getattr(request.state, "staff", None)
+        return render(request, "forbidden.html", title="Form expired", staff=staff, code=403)

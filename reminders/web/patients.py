@@ -1,0 +1,216 @@
+"""The patient list, the enrolment form and the spreadsheet upload."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from reminders.api.deps import NowDep, RuntimeDep
+from reminders.db import session_scope
+from reminders.importer import MAX_BYTES, ImportReport, import_csv
+from reminders.models import CourseStatus
+from reminders.outbox import zone
+from reminders.render import LOCALES
+from reminders.runtime import Runtime
+from reminders.services import enroll, get_clinic
+from reminders.timing import to_local
+from reminders.validation import CHANNELS, ENROLL_FIELDS, InvalidInput
+from reminders.web import queries
+from reminders.web.pages import errors_by_field, redirect, render
+from reminders.web.security import PREFIX, FormDep, Staff, StaffDep, field
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+SOURCE = "staff"
+IMPORT_PATH = f"{PREFIX}/import"
+STATUSES = [status.value for status in CourseStatus]
+# Offered while typing; any IANA zone is accepted.
+COMMON_ZONES = (
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Phoenix",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "America/Puerto_Rico",
+    "America/Mexico_City",
+    "America/Bogota",
+    "Europe/Madrid",
+    "Europe/London",
+)
+
+
+@router.get("/patients")
+def patient_list(
+    request: Request,
+    staff: StaffDep,
+    rt: RuntimeDep,
+    q: str = "",
+    status: str = "",
+    page: int = 1,
+) -> Response:
+    """The clinic's patients, newest first, searchable by name, email or phone."""
+    status = status if status in STATUSES else ""
+    page = max(1, min(page, 10_000))
+    with session_scope(rt.engine) as session:
+        rows, total = queries.patient_rows(
+            session,
+            clinic_id=staff.clinic_id,
+            search=q[:100],
+            status=status or None,
+            offset=(page - 1) * queries.PAGE_SIZE,
+        )
+    return render(
+        request,
+        "patients.html",
+        title="Patients",
+        staff=staff,
+        rows=rows,
+        total=total,
+        q=q[:100],
+        status=status,
+        statuses=STATUSES,
+        page=page,
+        pages=max(1, -(-total // queries.PAGE_SIZE)),
+        channel_names=queries.CHANNEL_NAMES,
+    )
+
+
+def _enroll_page(
+    request: Request,
+    staff: Staff,
+    *,
+    values: dict[str, Any],
+    errors: dict[str, str],
+    status: int = 200,
+) -> Response:
+    return render(
+        request,
+        "enroll.html",
+        title="Enroll a patient",
+        staff=staff,
+        code=status,
+        values=values,
+        errors=errors,
+        channels=CHANNELS,
+        locales=LOCALES,
+        zones=COMMON_ZONES,
+    )
+
+
+def _today(staff: Staff, now: datetime) -> str:
+    return to_local(now, zone(staff.clinic_timezone)).date().isoformat()
+
+
+@router.get("/patients/new")
+def enroll_form(request: Request, staff: StaffDep, now: NowDep) -> Response:
+    values = {
+        "first_name": "",
+        "phone": "",
+        "email": "",
+        "channel": "sms",
+        "timezone": staff.clinic_timezone,
+        "start_date": _today(staff, now),
+        "weeks": "20",
+        "locale": "en",
+        "ipledge": "",
+    }
+    return _enroll_page(request, staff, values=values, errors={})
+
+
+@router.post("/patients/new")
+def enroll_submit(
+    request: Request, staff: StaffDep, form: FormDep, rt: RuntimeDep, now: NowDep
+) -> Response:
+    """Enroll through the same service as the API; refused input comes back field by field."""
+    values = {name: field(form, name) for name in ENROLL_FIELDS}
+    try:
+        with session_scope(rt.engine) as session:
+            clinic = get_clinic(session, staff.clinic_id)
+            patient, _course = enroll(
+                session, clinic=clinic, raw=values, source=SOURCE, ctx=rt.context(now)
+            )
+            patient_id, name = patient.id, patient.first_name
+    except InvalidInput as exc:  # raised before anything was written; rolled back regardless
+        return _enroll_page(
+            request, staff, values=values, errors=errors_by_field(exc.errors), status=422
+        )
+    return redirect(request, f"{PREFIX}/patients/{patient_id}", flash=f"{name} is enrolled.")
+
+
+def _import_page(
+    request: Request,
+    staff: Staff,
+    *,
+    report: ImportReport | None = None,
+    saved: bool = False,
+    partial: bool = False,
+    file_error: str | None = None,
+    status: int = 200,
+) -> Response:
+    return render(
+        request,
+        "import.html",
+        title="Import a spreadsheet",
+        staff=staff,
+        code=status,
+        report=report,
+        saved=saved,
+        partial=partial,
+        file_error=file_error,
+        max_mib=MAX_BYTES // (1024 * 1024),
+    )
+
+
+@router.get("/import")
+def import_form(request: Request, staff: StaffDep) -> Response:
+    return _import_page(request, staff)
+
+
+class _NotSaved(Exception):
+    """Rolls an all-or-nothing import back after its report is made."""
+
+    def __init__(self, report: ImportReport) -> None:
+        super().__init__("rows refused")
+        self.report = report
+
+
+def _import(
+    rt: Runtime, staff: Staff, data: bytes, *, partial: bool, now: datetime
+) -> ImportReport:
+    """Run the import in one transaction; _NotSaved rolls it back when a row is refused."""
+    with session_scope(rt.engine) as session:
+        clinic = get_clinic(session, staff.clinic_id)
+        report = import_csv(session, clinic=clinic, data=data, source="import", ctx=rt.context(now))
+        if report.errors and not partial:
+            raise _NotSaved(report)
+    return report
+
+
+@router.post("/import")
+def import_submit(
+    request: Request, staff: StaffDep, form: FormDep, rt: RuntimeDep, now: NowDep
+) -> Response:
+    """Enroll the rows of a CSV file: all or nothing, unless staff ask to keep the valid rows."""
+    partial = field(form, "partial") == "yes"
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str) or not upload.filename:
+        return _import_page(
+            request, staff, partial=partial, file_error="Choose a CSV file.", status=422
+        )
+    data = upload.file.read(MAX_BYTES + 1)  # the form is spooled already; this route is sync
+    if len(data) > MAX_BYTES:
+        error = f"The file is larger than {MAX_BYTES // (1024 * 1024)} MiB."
+        return _import_page(request, staff, partial=partial, file_error=error, status=413)
+    try:
+        report = _import(rt, staff, data, partial=partial, now=now)
+    except InvalidInput as exc:  # the file itself: encoding, header, size
+        reasons = "; ".join(str(error) for error in exc.errors)
+        return _import_page(request, staff, partial=partial, file_error=reasons, status=422)
+    except _NotSaved as refused:
+        return _import_page(request, staff, report=refused.report, partial=partial, status=422)
+    return _import_page(request, staff, report=report, saved=True, partial=partial)

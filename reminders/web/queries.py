@@ -1,0 +1,184 @@
+"""Read-only queries for the clinic pages: the patient list with search, and the overview.
+
+Every change goes through reminders.services; these only read, always within one clinic.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from reminders.models import (
+    SENT_STATUSES,
+    Channel,
+    ConsentEvent,
+    Course,
+    CourseStatus,
+    Message,
+    MessageStatus,
+    Patient,
+)
+
+PAGE_SIZE = 50
+# What staff should look at: the provider refused the message or it did not arrive.
+ATTENTION_STATUSES = (MessageStatus.failed.value, MessageStatus.undelivered.value)
+# Rows that say how the latest message fared (pending and cancelled ones say nothing yet).
+OUTCOME_STATUSES = tuple(
+    status.value
+    for status in MessageStatus
+    if status not in (MessageStatus.pending, MessageStatus.cancelled)
+)
+RECENT = timedelta(days=30)
+WEEK = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class PatientRow:
+    patient: Patient
+    course: Course
+    next_at: datetime | None  # the next pending message, UTC
+    last: Message | None  # the latest message that was sent or settled
+
+
+def _latest_course():  # type: ignore[no-untyped-def]
+    return (
+        select(func.max(Course.id))
+        .where(Course.patient_id == Patient.id)
+        .correlate(Patient)
+        .scalar_subquery()
+    )
+
+
+def patient_rows(
+    session: Session,
+    *,
+    clinic_id: int,
+    search: str = "",
+    status: str | None = None,
+    offset: int = 0,
+    limit: int = PAGE_SIZE,
+) -> tuple[list[PatientRow], int]:
+    """A page of the clinic's patients with their latest course, next message and last outcome.
+
+    `search` matches the first name or email (any part, any case) or, with three digits or
+    more, the phone number (so "555-0101" finds +12125550101).
+    """
+    query = (
+        select(Patient, Course)
+        .join(Course, col(Course.id) == _latest_course())
+        .where(Patient.clinic_id == clinic_id)
+    )
+    if status:
+        query = query.where(Course.status == status)
+    text = search.strip()
+    if text:
+        matches = [
+            func.lower(Patient.first_name).contains(text.lower(), autoescape=True),
+            func.lower(Patient.email).contains(text.lower(), autoescape=True),
+        ]
+        digits = re.sub(r"\D", "", text)
+        if len(digits) >= 3:
+            matches.append(col(Patient.phone).contains(digits, autoescape=True))
+        query = query.where(or_(*matches))
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    found = session.exec(query.order_by(col(Patient.id).desc()).offset(offset).limit(limit)).all()
+    ids = [patient.id for patient, _course in found]
+    next_at = dict(
+        session.exec(
+            select(Message.patient_id, func.min(Message.due_at))
+            .where(col(Message.patient_id).in_(ids), Message.status == MessageStatus.pending.value)
+            .group_by(col(Message.patient_id))
+        ).all()
+    )
+    last: dict[int, Message] = {}
+    outcomes = session.exec(
+        select(Message)
+        .where(col(Message.patient_id).in_(ids), col(Message.status).in_(OUTCOME_STATUSES))
+        .order_by(col(Message.updated_at).desc(), col(Message.id).desc())
+    ).all()
+    for message in outcomes:
+        last.setdefault(message.patient_id, message)
+    rows = [
+        PatientRow(patient, course, next_at.get(patient.id), last.get(patient.id))  # type: ignore[arg-type]
+        for patient, course in found
+    ]
+    return rows, total
+
+
+@dataclass(frozen=True)
+class Overview:
+    active: int
+    paused: int
+    sent_week: int
+    delivered_week: int
+    planned_week: int
+    failed_recent: int
+    opted_out: int
+    failures: list[tuple[Message, Patient]]
+    opt_outs: list[tuple[ConsentEvent, Patient]]
+
+
+def overview(session: Session, *, clinic_id: int, now: datetime) -> Overview:
+    """The clinic at a glance: courses, this week's messages, what needs attention."""
+    in_clinic = select(Patient.id).where(Patient.clinic_id == clinic_id)
+    courses = dict(
+        session.exec(
+            select(Course.status, func.count())
+            .where(col(Course.patient_id).in_(in_clinic))
+            .group_by(Course.status)
+        ).all()
+    )
+
+    def count(*conditions) -> int:  # type: ignore[no-untyped-def]
+        query = select(func.count()).select_from(Message)
+        query = query.where(col(Message.patient_id).in_(in_clinic), *conditions)
+        return session.exec(query).one()
+
+    week_ago = now - WEEK
+    sent = [status.value for status in SENT_STATUSES]
+    failures = session.exec(
+        select(Message, Patient)
+        .join(Patient, col(Patient.id) == Message.patient_id)
+        .where(Patient.clinic_id == clinic_id, col(Message.status).in_(ATTENTION_STATUSES))
+        .where(Message.updated_at >= now - RECENT)
+        .order_by(col(Message.updated_at).desc())
+        .limit(20)
+    ).all()
+    opt_outs = session.exec(
+        select(ConsentEvent, Patient)
+        .join(Patient, col(Patient.id) == ConsentEvent.patient_id)
+        .where(Patient.clinic_id == clinic_id, ConsentEvent.action == "opt_out")
+        .where(ConsentEvent.at >= now - RECENT)
+        .order_by(col(ConsentEvent.at).desc())
+        .limit(20)
+    ).all()
+    opted_out = session.exec(
+        select(func.count())
+        .select_from(Patient)
+        .where(Patient.clinic_id == clinic_id)
+        .where(or_(col(Patient.sms_opted_out), col(Patient.email_opted_out)))
+    ).one()
+    return Overview(
+        active=courses.get(CourseStatus.active.value, 0),
+        paused=courses.get(CourseStatus.paused.value, 0),
+        sent_week=count(col(Message.status).in_(sent), col(Message.sent_at) >= week_ago),
+        delivered_week=count(
+            Message.status == MessageStatus.delivered.value, col(Message.sent_at) >= week_ago
+        ),
+        planned_week=count(
+            Message.status == MessageStatus.pending.value, Message.due_at < now + WEEK
+        ),
+        failed_recent=count(
+            col(Message.status).in_(ATTENTION_STATUSES), Message.updated_at >= now - RECENT
+        ),
+        opted_out=opted_out,
+        failures=[(message, patient) for message, patient in failures],
+        opt_outs=[(event, patient) for event, patient in opt_outs],
+    )
+
+
+CHANNEL_NAMES = {Channel.sms.value: "SMS", Channel.email.value: "Email"}

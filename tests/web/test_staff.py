@@ -1,0 +1,128 @@
+"""Staff users: password hashing, creation rules, and `reminders staff add`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, SQLModel, select
+from typer.testing import CliRunner
+
+from reminders.cli import app
+from reminders.clock import utcnow
+from reminders.config import get_settings
+from reminders.db import make_engine, session_scope
+from reminders.models import StaffUser
+from reminders.services import create_clinic
+from reminders.staff import authenticate, create_staff, hash_password, verify_password
+from reminders.validation import InvalidInput
+
+PASSWORD = "correct horse battery staple"
+
+
+def test_a_password_hash_is_salted_and_verifies_only_the_same_password() -> None:
+    first, second = hash_password(PASSWORD), hash_password(PASSWORD)
+    assert first != second and first.startswith("scrypt$")
+    assert PASSWORD not in first
+    assert verify_password(PASSWORD, first) and verify_password(PASSWORD, second)
+    assert not verify_password(PASSWORD + "!", first)
+    assert not verify_password(PASSWORD, "scrypt$damaged")
+
+
+def _clinic(engine: Engine) -> int:
+    with session_scope(engine) as session:
+        clinic, _key = create_clinic(session, name="Riverside Dermatology", now=utcnow())
+        return clinic.id  # type: ignore[return-value]
+
+
+def test_staff_sign_in_with_any_case_of_their_email(engine: Engine) -> None:
+    clinic_id = _clinic(engine)
+    with session_scope(engine) as session:
+        create_staff(
+            session,
+            clinic_id=clinic_id,
+            email="Sam@Riverside.example",
+            password=PASSWORD,
+            now=utcnow(),
+        )
+    with session_scope(engine) as session:
+        user = authenticate(session, email=" sam@riverside.EXAMPLE", password=PASSWORD)
+        assert user is not None and user.email == "sam@riverside.example"
+        assert authenticate(session, email="sam@riverside.example", password="wrong") is None
+        assert authenticate(session, email="kim@riverside.example", password=PASSWORD) is None
+
+
+def test_a_short_password_a_bad_email_or_a_taken_email_is_refused(engine: Engine) -> None:
+    clinic_id = _clinic(engine)
+    with session_scope(engine) as session:
+        create_staff(
+            session,
+            clinic_id=clinic_id,
+            email="sam@riverside.example",
+            password=PASSWORD,
+            now=utcnow(),
+        )
+    with pytest.raises(InvalidInput) as refused, session_scope(engine) as session:
+        create_staff(
+            session, clinic_id=clinic_id, email="not an email", password="short", now=utcnow()
+        )
+    assert {error.field for error in refused.value.errors} == {"email", "password"}
+    with (
+        pytest.raises(InvalidInput, match="already has a staff account"),
+        session_scope(engine) as session,
+    ):
+        create_staff(
+            session,
+            clinic_id=clinic_id,
+            email="SAM@riverside.example",
+            password=PASSWORD,
+            now=utcnow(),
+        )
+
+
+@pytest.fixture
+def cli_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    get_settings.cache_clear()
+    engine = make_engine(url)
+    SQLModel.metadata.create_all(engine)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield engine
+    root.handlers[:], root.level = handlers, level  # the command set up logging for its process
+    engine.dispose()
+    get_settings.cache_clear()
+
+
+def staff_in(engine: Engine) -> list[StaffUser]:
+    with Session(engine) as session:
+        return list(session.exec(select(StaffUser)).all())
+
+
+def test_staff_add_asks_for_the_password_twice_without_showing_it(cli_database: Engine) -> None:
+    clinic_id = _clinic(cli_database)
+    result = CliRunner().invoke(
+        app,
+        ["staff", "add", "--clinic", str(clinic_id), "--email", "sam@riverside.example"],
+        input=f"{PASSWORD}\n{PASSWORD}\n",
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    assert "staff user 1 added to clinic" in result.output
+    assert PASSWORD not in result.output
+    [user] = staff_in(cli_database)
+    assert verify_password(PASSWORD, user.password_hash)
+
+
+def test_staff_add_refuses_a_short_password_and_an_unknown_clinic(cli_database: Engine) -> None:
+    clinic_id = _clinic(cli_database)
+    args = ["staff", "add", "--email", "sam@riverside.example", "--password"]
+    short = CliRunner().invoke(app, [*args, "short", "--clinic", str(clinic_id)])
+    unknown = CliRunner().invoke(app, [*args, PASSWORD, "--clinic", "99"])
+    assert short.exit_code == 2 and "password: must be 12" in short.output
+    assert unknown.exit_code == 3 and "clinic 99 not found" in unknown.output
+    assert staff_in(cli_database) == []
