@@ -1,0 +1,102 @@
+"""The service layer: every change a clinic, a patient or the worker makes, in one place.
+
+The CLI, the API and the web pages call these keyword-only functions inside one transaction
+each; a function either applies its whole change or raises before writing anything.
+"""
+
+from reminders.services.clinics import (
+    clinic_by_api_key,
+    create_clinic,
+    get_clinic,
+    hash_api_key,
+    new_api_key,
+    rotate_api_key,
+)
+from reminders.services.common import LIVE_STATUSES, Conflict, Context, NotFound
+from reminders.services.consent import (
+    consent_history,
+    opt_in,
+    opt_out,
+    patient_by_public_id,
+    record_consent,
+    unsubscribe_email,
+)
+from reminders.services.courses import (
+    EVENT_TYPES,
+    change_course,
+    end_course,
+    get_course,
+    live_courses,
+    pause_course,
+    plan_all,
+    record_event,
+    replan,
+    resume_course,
+    stop_course,
+)
+from reminders.services.patients import (
+    PATIENT_FIELDS,
+    check_enrollment,
+    current_course,
+    enroll,
+    get_patient,
+    list_patients,
+    patient_messages,
+    update_patient,
+)
+from reminders.services.provider import (
+    PROVIDER_IN_FLIGHT,
+    PROVIDER_STATUSES,
+    RECIPIENT_UNSUBSCRIBED,
+    UNDELIVERED_CODES,
+    InboundOutcome,
+    delivery_error,
+    receive_text,
+    record_delivery,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "LIVE_STATUSES",
+    "PATIENT_FIELDS",
+    "PROVIDER_IN_FLIGHT",
+    "PROVIDER_STATUSES",
+    "RECIPIENT_UNSUBSCRIBED",
+    "UNDELIVERED_CODES",
+    "Conflict",
+    "Context",
+    "InboundOutcome",
+    "NotFound",
+    "change_course",
+    "check_enrollment",
+    "clinic_by_api_key",
+    "consent_history",
+    "create_clinic",
+    "current_course",
+    "delivery_error",
+    "end_course",
+    "enroll",
+    "get_clinic",
+    "get_course",
+    "get_patient",
+    "hash_api_key",
+    "list_patients",
+    "live_courses",
+    "new_api_key",
+    "opt_in",
+    "opt_out",
+    "patient_by_public_id",
+    "patient_messages",
+    "pause_course",
+    "plan_all",
+    "receive_text",
+    "record_consent",
+    "record_delivery",
+    "record_event",
+    "replan",
+    "resume_course",
+    "rotate_api_key",
+    "stop_course",
+    "unsubscribe_email",
+    "update_patient",
+]

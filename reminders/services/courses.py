@@ -1,0 +1,201 @@
+"""Course actions: pause, resume, stop, end, move, record an event; and the planner pass."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from reminders.models import (
+    Course,
+    CourseEvent,
+    CourseStatus,
+    Patient,
+)
+from reminders.outbox import cancel_pending, materialize, materialize_many, zone
+from reminders.planning import PREGNANCY_TEST
+from reminders.services.common import Conflict, Context, NotFound
+from reminders.timing import to_local
+from reminders.validation import (
+    FieldError,
+    InvalidInput,
+    parse_date,
+)
+
+EVENT_TYPES = (PREGNANCY_TEST,)
+
+
+def live_courses(session: Session, *, patient_id: int) -> list[Course]:
+    return list(
+        session.exec(
+            select(Course).where(
+                Course.patient_id == patient_id,
+                Course.status == CourseStatus.active.value,
+            )
+        ).all()
+    )
+
+
+def replan(session: Session, *, course: Course, ctx: Context) -> None:
+    materialize(session, course=course, careplan=ctx.careplan, now=ctx.now, horizon=ctx.horizon)
+
+
+def get_course(session: Session, *, course_id: int, clinic_id: int | None = None) -> Course:
+    """A course, only if it belongs to `clinic_id` when one is given."""
+    course = session.get(Course, course_id)
+    if course is not None and clinic_id is not None:
+        patient = session.get(Patient, course.patient_id)
+        if patient is None or patient.clinic_id != clinic_id:
+            course = None
+    if course is None:
+        raise NotFound(f"course {course_id} not found")
+    return course
+
+
+def pause_course(session: Session, *, course: Course, ctx: Context) -> Course:
+    """Pause: pending messages are cancelled and nothing is planned until resumed."""
+    if course.status != CourseStatus.active:
+        raise Conflict(f"status: course is {course.status}, only an active course pauses")
+    _set_status(session, course, CourseStatus.paused, ctx.now)
+    cancel_pending(session, course_id=course.id, now=ctx.now, reason="course paused")
+    return course
+
+
+def resume_course(session: Session, *, course: Course, ctx: Context) -> Course:
+    """Resume: plan again from now; what fell due during the pause is not sent late."""
+    if course.status != CourseStatus.paused:
+        raise Conflict(f"status: course is {course.status}, only a paused course resumes")
+    _set_status(session, course, CourseStatus.active, ctx.now)
+    course.plan_from = ctx.now
+    replan(session, course=course, ctx=ctx)
+    return course
+
+
+def stop_course(session: Session, *, course: Course, ctx: Context) -> Course:
+    """Stop for good: every pending message is cancelled."""
+    if course.status not in (CourseStatus.active, CourseStatus.paused):
+        raise Conflict(f"status: course is already {course.status}")
+    _set_status(session, course, CourseStatus.cancelled, ctx.now)
+    cancel_pending(session, course_id=course.id, now=ctx.now, reason="course stopped")
+    return course
+
+
+def end_course(session: Session, *, course: Course, last_dose_date: Any, ctx: Context) -> Course:
+    """Record the last dose: after-course messages are planned from it."""
+    try:
+        last_dose = parse_date(last_dose_date)
+    except ValueError as exc:
+        raise InvalidInput.one("last_dose_date", str(exc)) from None
+    if last_dose < course.start_date:
+        raise InvalidInput.one("last_dose_date", "is before the course start date")
+    if last_dose > to_local(ctx.now, zone("UTC")).date() + timedelta(days=365):
+        raise InvalidInput.one("last_dose_date", f"{last_dose} is more than a year from today")
+    if course.status not in (CourseStatus.active, CourseStatus.completed):
+        raise Conflict(f"status: course is {course.status}")
+    course.last_dose_date = last_dose
+    _set_status(session, course, CourseStatus.active, ctx.now)
+    replan(session, course=course, ctx=ctx)
+    return course
+
+
+def change_course(
+    session: Session,
+    *,
+    course: Course,
+    ctx: Context,
+    start_date: Any = None,
+    weeks: Any = None,
+) -> Course:
+    """Move the start date or the planned length; only pending messages are re-planned."""
+    from reminders.validation import parse_weeks
+
+    patient = session.get(Patient, course.patient_id)
+    assert patient is not None
+    errors: list[FieldError] = []
+    if start_date is not None:
+        try:
+            new_start = parse_date(start_date)
+            today = to_local(ctx.now, zone(patient.timezone)).date()
+            if abs(new_start - today) > timedelta(days=365):
+                raise ValueError(f"{new_start} is more than a year from today")
+            course.start_date = new_start
+        except ValueError as exc:
+            errors.append(FieldError("start_date", str(exc)))
+    if weeks is not None:
+        try:
+            course.weeks = parse_weeks(weeks)
+        except ValueError as exc:
+            errors.append(FieldError("weeks", str(exc)))
+    if errors:
+        raise InvalidInput(errors)
+    if course.status in (CourseStatus.cancelled,):
+        raise Conflict("status: course is cancelled")
+    course.updated_at = ctx.now
+    session.add(course)
+    replan(session, course=course, ctx=ctx)
+    return course
+
+
+def record_event(
+    session: Session, *, course: Course, type: str, on: Any, ctx: Context
+) -> CourseEvent:
+    """Record a course event (a pregnancy test on a date starts the iPLEDGE countdown)."""
+    if type not in EVENT_TYPES:
+        raise InvalidInput.one("type", f"{type!r} is not one of {', '.join(EVENT_TYPES)}")
+    try:
+        day = parse_date(on)
+    except ValueError as exc:
+        raise InvalidInput.one("date", str(exc)) from None
+    patient = session.get(Patient, course.patient_id)
+    assert patient is not None
+    today = to_local(ctx.now, zone(patient.timezone)).date()
+    if day > today:
+        raise InvalidInput.one("date", f"{day} is in the future")
+    if day < today - timedelta(days=30):
+        raise InvalidInput.one("date", f"{day} is more than 30 days ago")
+    existing = session.exec(
+        select(CourseEvent).where(
+            CourseEvent.course_id == course.id, CourseEvent.type == type, CourseEvent.date == day
+        )
+    ).first()
+    if existing is not None:
+        return existing
+    event = CourseEvent(course_id=course.id, type=type, date=day, created_at=ctx.now)  # type: ignore[arg-type]
+    session.add(event)
+    session.flush()
+    replan(session, course=course, ctx=ctx)
+    return event
+
+
+def _set_status(session: Session, course: Course, status: CourseStatus, now: datetime) -> None:
+    course.status = status
+    course.updated_at = now
+    session.add(course)
+
+
+def plan_all(session: Session, *, ctx: Context, batch: int = 500) -> int:
+    """Materialize the coming messages of every active course whose outbox runs short.
+
+    A course is planned again when less than a day of its horizon is left (or never was);
+    changes to a course re-plan it at once, so this pass only has to move the horizon.
+    """
+    due = ctx.now + ctx.horizon - timedelta(days=1)
+    written = 0
+    last_id = 0
+    while True:
+        courses = session.exec(
+            select(Course)
+            .where(Course.status == CourseStatus.active.value, col(Course.id) > last_id)
+            .where(or_(col(Course.planned_until).is_(None), col(Course.planned_until) < due))
+            .order_by(col(Course.id))
+            .limit(batch)
+        ).all()
+        if not courses:
+            return written
+        written += materialize_many(
+            session, courses=courses, careplan=ctx.careplan, now=ctx.now, horizon=ctx.horizon
+        )
+        last_id = courses[-1].id  # type: ignore[assignment]
+        session.commit()

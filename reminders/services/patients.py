@@ -1,0 +1,263 @@
+"""Enrolment, and reading and changing a patient."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, col, select
+
+from reminders.models import (
+    Channel,
+    ChannelChoice,
+    Clinic,
+    Course,
+    CourseStatus,
+    Message,
+    Patient,
+)
+from reminders.outbox import cancel_pending, materialize, zone
+from reminders.render import LOCALES
+from reminders.services.clinics import get_clinic
+from reminders.services.common import LIVE_STATUSES, Conflict, Context, NotFound
+from reminders.services.consent import record_consent
+from reminders.services.courses import live_courses, replan
+from reminders.timing import to_local
+from reminders.validation import (
+    CHANNELS,
+    Enrollment,
+    FieldError,
+    InvalidInput,
+    parse_email,
+    parse_phone,
+    parse_timezone,
+    validate_enrollment,
+)
+
+
+def check_enrollment(
+    session: Session, *, clinic: Clinic, raw: Mapping[str, Any], today: date
+) -> Enrollment:
+    """Validate an enrolment, including that the contact has no live course at the clinic."""
+    enrollment = validate_enrollment(raw, region=clinic.region, today=today)
+    contacts = []
+    if enrollment.phone:
+        contacts.append(col(Patient.phone) == enrollment.phone)
+    if enrollment.email:
+        contacts.append(col(Patient.email) == enrollment.email)
+    duplicate = session.exec(
+        select(Patient)
+        .join(Course, col(Course.patient_id) == Patient.id)
+        .where(Patient.clinic_id == clinic.id, or_(*contacts))
+        .where(col(Course.status).in_(LIVE_STATUSES))
+    ).first()
+    if duplicate is not None:
+        field = "phone" if enrollment.phone and duplicate.phone == enrollment.phone else "email"
+        raise InvalidInput.one(field, "already enrolled in an active course at this clinic")
+    return enrollment
+
+
+def enroll(
+    session: Session,
+    *,
+    clinic: Clinic,
+    raw: Mapping[str, Any],
+    source: str,
+    ctx: Context,
+) -> tuple[Patient, Course]:
+    """Enroll a patient with a course, record their consent, and plan the first messages."""
+    today = to_local(ctx.now, zone(clinic.timezone)).date()
+    data = check_enrollment(session, clinic=clinic, raw=raw, today=today)
+    patient = Patient(
+        clinic_id=clinic.id,  # type: ignore[arg-type]
+        first_name=data.first_name,
+        phone=data.phone,
+        email=data.email,
+        channel=ChannelChoice(data.channel),
+        timezone=data.timezone,
+        locale=data.locale,
+        ipledge=data.ipledge,
+        consent_at=ctx.now,
+        consent_source=source,
+        created_at=ctx.now,
+    )
+    session.add(patient)
+    session.flush()
+    for channel in _chosen(patient):
+        record_consent(
+            session, patient=patient, channel=channel, opt_in=True, source=source, now=ctx.now
+        )
+    course = Course(
+        patient_id=patient.id,  # type: ignore[arg-type]
+        start_date=data.start_date,
+        weeks=data.weeks,
+        plan_from=ctx.now,
+        created_at=ctx.now,
+        updated_at=ctx.now,
+    )
+    session.add(course)
+    session.flush()
+    materialize(session, course=course, careplan=ctx.careplan, now=ctx.now, horizon=ctx.horizon)
+    return patient, course
+
+
+def _chosen(patient: Patient) -> list[Channel]:
+    choice = ChannelChoice(patient.channel)
+    if choice == ChannelChoice.both:
+        return [Channel.sms, Channel.email]
+    return [Channel(choice.value)]
+
+
+PATIENT_FIELDS = ("first_name", "phone", "email", "channel", "timezone", "locale")
+
+
+def get_patient(session: Session, *, patient_id: int, clinic_id: int | None) -> Patient:
+    """A patient of this clinic; another clinic's patient is not found, like a missing one."""
+    patient = session.get(Patient, patient_id)
+    if patient is None or patient.clinic_id != clinic_id:
+        raise NotFound(f"patient {patient_id} not found")
+    return patient
+
+
+def current_course(session: Session, *, patient_id: int) -> Course | None:
+    """The patient's most recent course."""
+    return session.exec(
+        select(Course).where(Course.patient_id == patient_id).order_by(col(Course.id).desc())
+    ).first()
+
+
+def list_patients(
+    session: Session,
+    *,
+    clinic_id: int | None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[tuple[Patient, Course]], int]:
+    """A page of the clinic's patients with their latest course, and the total that match."""
+    if status is not None and status not in {s.value for s in CourseStatus}:
+        raise InvalidInput.one("status", f"{status!r} is not a course status")
+    latest = (
+        select(func.max(Course.id))
+        .where(Course.patient_id == Patient.id)
+        .correlate(Patient)
+        .scalar_subquery()
+    )
+    query = (
+        select(Patient, Course)
+        .join(Course, col(Course.id) == latest)
+        .where(Patient.clinic_id == clinic_id)
+    )
+    if status is not None:
+        query = query.where(Course.status == status)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(col(Patient.id)).offset(offset).limit(limit)).all()
+    return [(patient, course) for patient, course in rows], total
+
+
+def _check_patient_changes(
+    session: Session, *, patient: Patient, clinic: Clinic, changes: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The patient's fields after `changes`, each checked like an enrolment's."""
+    errors = [
+        FieldError(name, "unknown field") for name in sorted(set(changes) - set(PATIENT_FIELDS))
+    ]
+    values = {name: getattr(patient, name) for name in PATIENT_FIELDS}
+    values["channel"] = ChannelChoice(patient.channel).value
+    for name, value in changes.items():
+        text = "" if value is None else str(value).strip()
+        try:
+            if name == "first_name":
+                if not text or len(text) > 80:
+                    raise ValueError("required, at most 80 characters")
+                values[name] = text
+            elif name == "phone":
+                values[name] = parse_phone(text, clinic.region) if text else None
+            elif name == "email":
+                values[name] = parse_email(text) if text else None
+            elif name == "channel":
+                if text.lower() not in CHANNELS:
+                    raise ValueError(f"{text!r} is not one of {', '.join(CHANNELS)}")
+                values[name] = text.lower()
+            elif name == "timezone":
+                values[name] = parse_timezone(text)
+            elif name == "locale":
+                if text.lower() not in LOCALES:
+                    raise ValueError(f"{text!r} is not one of {', '.join(LOCALES)}")
+                values[name] = text.lower()
+        except ValueError as exc:
+            errors.append(FieldError(name, str(exc)))
+    if errors:
+        raise InvalidInput(errors)
+    channel = values["channel"]
+    for name, needs in (("phone", ("sms", "both")), ("email", ("email", "both"))):
+        if channel in needs and not values[name]:
+            errors.append(FieldError(name, f"required for channel {channel}"))
+        elif values[name] and values[name] != getattr(patient, name):
+            taken = session.exec(
+                select(Patient.id)
+                .join(Course, col(Course.patient_id) == Patient.id)
+                .where(Patient.clinic_id == clinic.id, Patient.id != patient.id)
+                .where(getattr(Patient, name) == values[name])
+                .where(col(Course.status).in_(LIVE_STATUSES))
+            ).first()
+            if taken is not None:
+                errors.append(
+                    FieldError(name, "already enrolled in an active course at this clinic")
+                )
+    if errors:
+        raise InvalidInput(errors)
+    return values
+
+
+def update_patient(
+    session: Session, *, patient: Patient, changes: Mapping[str, Any], source: str, ctx: Context
+) -> Patient:
+    """Change a patient's contact, channel, zone or locale; pending messages are re-planned.
+
+    A channel the patient opted out of (STOP, an unsubscribe link) cannot be switched back on
+    by staff: only the patient can opt in again.
+    """
+    clinic = get_clinic(session, patient.clinic_id)
+    values = _check_patient_changes(session, patient=patient, clinic=clinic, changes=changes)
+    before = set(_chosen(patient))
+    choice = ChannelChoice(values["channel"])
+    after = (
+        {Channel.sms, Channel.email} if choice == ChannelChoice.both else {Channel(choice.value)}
+    )
+    opted_out = {Channel.sms: patient.sms_opted_out, Channel.email: patient.email_opted_out}
+    for added in sorted(after - before):
+        if opted_out[added]:
+            raise Conflict(f"channel: the patient opted out of {added}; only they can opt back in")
+    for name, value in values.items():
+        setattr(patient, name, value)
+    patient.channel = choice
+    session.add(patient)
+    for added in sorted(after - before):
+        record_consent(
+            session, patient=patient, channel=added, opt_in=True, source=source, now=ctx.now
+        )
+    for removed in sorted(before - after):
+        cancel_pending(
+            session, patient_id=patient.id, channel=removed, now=ctx.now, reason="channel changed"
+        )
+    session.flush()
+    for course in live_courses(session, patient_id=patient.id):  # type: ignore[arg-type]
+        replan(session, course=course, ctx=ctx)
+    return patient
+
+
+def patient_messages(
+    session: Session, *, patient_id: int, status: str | None = None
+) -> list[Message]:
+    """Every outbox row of the patient (planned, sent, delivered, failed...), by due time."""
+    query = select(Message).where(Message.patient_id == patient_id)
+    if status is not None:
+        query = query.where(Message.status == status)
+    return list(
+        session.exec(
+            query.order_by(col(Message.due_at), col(Message.channel), col(Message.id))
+        ).all()
+    )
