@@ -20,15 +20,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 from sqlmodel import Session, col
 
 from reminders import retry
 from reminders.careplan import CarePlan
 from reminders.channels.base import DeliveryError, OutgoingMessage, Transport
+from reminders.claims import claim, finish, release, settle
 from reminders.clock import utcnow
 from reminders.config import Settings
-from reminders.db import is_postgres, session_scope
+from reminders.db import session_scope
 from reminders.models import Channel, Clinic, Course, CourseStatus, Message, MessageStatus, Patient
 from reminders.outbox import zone
 from reminders.privacy import mask_contact
@@ -155,13 +156,13 @@ class Dispatcher:
                 patient.sms_opted_out if row.channel == Channel.sms else patient.email_opted_out
             )
             if job.course.status != CourseStatus.active:
-                _settle(
+                settle(
                     session, row, token, MessageStatus.cancelled, f"course {job.course.status}", now
                 )
                 report.add("cancelled")
                 continue
             if opted_out:
-                _settle(session, row, token, MessageStatus.suppressed, "opted out", now)
+                settle(session, row, token, MessageStatus.suppressed, "opted out", now)
                 report.add("suppressed")
                 continue
             if now >= row.expires_at:
@@ -170,24 +171,24 @@ class Dispatcher:
                     reason += " after retries"
                 elif now - row.due_at > timedelta(minutes=10):
                     reason += " (the worker was not running when it was due)"
-                _settle(session, row, token, MessageStatus.expired, reason, now)
+                settle(session, row, token, MessageStatus.expired, reason, now)
                 report.add("expired")
                 continue
             allowed = next_allowed(now, tz, **quiet)
             if allowed > now:
-                _release(session, row, token, allowed, "quiet hours", now)
+                release(session, row, token, allowed, "quiet hours", now)
                 report.add("deferred")
                 continue
             if row.channel == Channel.sms:
                 left = seconds_until_quiet(now, tz, **quiet)
                 if left < MIN_VALIDITY_SECONDS:
                     resume = next_allowed(now + timedelta(seconds=left + 1), tz, **quiet)
-                    _release(session, row, token, resume, "too close to quiet hours", now)
+                    release(session, row, token, resume, "too close to quiet hours", now)
                     report.add("deferred")
                     continue
             later = self._over_cap(reached[patient.id], row.key, now, tz, clinic)  # type: ignore[index]
             if later is not None:
-                _release(session, row, token, later, "frequency cap", now)
+                release(session, row, token, later, "frequency cap", now)
                 report.add("deferred")
                 continue
             first = row.channel == Channel.sms and job.course.id not in sms_started
@@ -195,7 +196,7 @@ class Dispatcher:
                 job.outgoing = self.render(job, first=first, now=now)
             except Exception as exc:  # a template bug must be visible, never a silent loss
                 log.exception("render failed for outbox %s", row.id)
-                _settle(session, row, token, MessageStatus.failed, f"render error: {exc}", now)
+                settle(session, row, token, MessageStatus.failed, f"render error: {exc}", now)
                 report.add("failed")
                 continue
             if first:
@@ -263,7 +264,7 @@ class Dispatcher:
         for job in jobs:
             if self.stopping():
                 with session_scope(self.engine) as session:
-                    _release(
+                    release(
                         session, job.row, token, job.row.send_after, "worker stopping", self.clock()
                     )
                 outcomes.append("deferred")
@@ -286,7 +287,7 @@ class Dispatcher:
             self.after_send(row)
         now = self.clock()
         with session_scope(self.engine) as session:
-            changed = _finish(
+            changed = finish(
                 session,
                 row,
                 token,
@@ -315,7 +316,7 @@ class Dispatcher:
                 status = (
                     MessageStatus.suppressed if channel == Channel.sms else MessageStatus.failed
                 )
-                if _finish(
+                if finish(
                     session, row, token, status=status, now=now, error=error.reason, attempted=True
                 ):
                     opt_out(
@@ -339,7 +340,7 @@ class Dispatcher:
                 max_attempts=self.settings.max_attempts,
             )
             if isinstance(decision, retry.RetryAt):
-                changed = _finish(
+                changed = finish(
                     session,
                     row,
                     token,
@@ -351,7 +352,7 @@ class Dispatcher:
                 )
                 return "retried" if changed else "lost"
             status = MessageStatus.expired if decision.expired else MessageStatus.failed
-            changed = _finish(
+            changed = finish(
                 session, row, token, status=status, now=now, error=decision.reason, attempted=True
             )
             return ("expired" if decision.expired else "failed") if changed else "lost"
@@ -369,99 +370,6 @@ def message_context(
         ipledge=patient.ipledge and clinic.ipledge_enabled,
         first=first,
         unsubscribe_url=unsubscribe_url,
-    )
-
-
-def claim(
-    session: Session, *, now: datetime, limit: int, lease_until: datetime, token: str
-) -> list[int]:
-    """Move up to `limit` due pending rows to `sending` under `token`, in one statement."""
-    due = (
-        select(col(Message.id))
-        .where(col(Message.status) == MessageStatus.pending.value, col(Message.send_after) <= now)
-        .order_by(col(Message.send_after))
-        .limit(limit)
-    )
-    if is_postgres(session.get_bind()):  # type: ignore[arg-type]
-        # Rows another worker is claiming right now are skipped, not waited for.
-        due = due.with_for_update(skip_locked=True)
-    # A CTE is evaluated once; PostgreSQL may re-run a plain `IN (subquery ... LIMIT)` and
-    # then claim more rows than asked for.
-    chosen = due.cte("due")
-    statement = (
-        update(Message)
-        .where(col(Message.id) == chosen.c.id)
-        .where(col(Message.status) == MessageStatus.pending.value)
-        .values(
-            status=MessageStatus.sending.value,
-            claim_token=token,
-            lease_until=lease_until,
-            updated_at=now,
-        )
-        .returning(col(Message.id))
-    )
-    return [row_id for (row_id,) in session.execute(statement)]
-
-
-def _finish(
-    session: Session,
-    row: Message,
-    token: str,
-    *,
-    status: MessageStatus,
-    now: datetime,
-    error: str | None = None,
-    provider_id: str | None = None,
-    sent_at: datetime | None = None,
-    send_after: datetime | None = None,
-    attempted: bool = False,
-) -> bool:
-    """Record a result, only if this claim still holds the row (fencing by claim token)."""
-    values: dict = {
-        "status": status.value,
-        "claim_token": None,
-        "lease_until": None,
-        "updated_at": now,
-        "last_error": error[:300] if error else None,
-    }
-    if attempted:
-        values["attempts"] = Message.attempts + 1
-    if provider_id is not None:
-        values["provider_id"] = provider_id
-    if sent_at is not None:
-        values["sent_at"] = sent_at
-    if send_after is not None:
-        values["send_after"] = send_after
-    result = session.exec(
-        update(Message)
-        .where(
-            col(Message.id) == row.id,
-            col(Message.claim_token) == token,
-            col(Message.status) == MessageStatus.sending.value,
-        )
-        .values(**values)
-    )
-    return (result.rowcount or 0) == 1
-
-
-def _settle(
-    session: Session, row: Message, token: str, status: MessageStatus, reason: str, now: datetime
-) -> bool:
-    return _finish(session, row, token, status=status, now=now, error=reason)
-
-
-def _release(
-    session: Session, row: Message, token: str, at: datetime, reason: str, now: datetime
-) -> bool:
-    """Give a claimed row back to pending, to be sent at `at`; not an attempt."""
-    return _finish(
-        session,
-        row,
-        token,
-        status=MessageStatus.pending,
-        now=now,
-        error=f"deferred: {reason}",
-        send_after=at,
     )
 
 

@@ -12,8 +12,9 @@ from sqlalchemy import update
 from sqlmodel import Session, func, select
 
 from reminders.channels.registry import build_transports
+from reminders.claims import claim
 from reminders.db import session_scope
-from reminders.dispatch import Dispatcher, claim
+from reminders.dispatch import Dispatcher
 from reminders.models import Course, Message
 from reminders.outbox import zone
 from reminders.recovery import reap
