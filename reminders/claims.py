@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlmodel import Session, col, select
 
 from reminders.db import is_postgres
-from reminders.models import Message, MessageStatus
+from reminders.models import PENDING, Message, MessageStatus
 
 
 def claim(
@@ -24,7 +24,9 @@ def claim(
     """Move up to `limit` due pending rows to `sending` under `token`, in one statement."""
     due = (
         select(col(Message.id))
-        .where(col(Message.status) == MessageStatus.pending.value, col(Message.send_after) <= now)
+        # The literal matches the partial index's own WHERE; SQLite ignores a partial index
+        # for a bound `status = ?`, and the claim would then scan every pending row.
+        .where(PENDING, col(Message.send_after) <= now)
         .order_by(col(Message.send_after))
         .limit(limit)
     )
@@ -109,3 +111,38 @@ def release(
         error=f"deferred: {reason}",
         send_after=at,
     )
+
+
+def finish_sent(
+    session: Session, token: str, sent: list[tuple[int, str | None, datetime]], now: datetime
+) -> int:
+    """Record many accepted sends at once, each only if this claim still holds its row.
+
+    Returns how many rows changed; the others were taken over after their lease ran out.
+    """
+    # The table, not the mapped class: an ORM update run with many parameter sets would be
+    # taken for a bulk update by primary key, which cannot carry the fencing conditions.
+    table = Message.__table__  # type: ignore[attr-defined]
+    statement = (
+        update(table)
+        .where(
+            table.c.id == bindparam("row_id"),
+            table.c.claim_token == token,
+            table.c.status == MessageStatus.sending.value,
+        )
+        .values(
+            status=MessageStatus.sent.value,
+            provider_id=bindparam("provider_id"),
+            sent_at=bindparam("sent_at"),
+            attempts=table.c.attempts + 1,
+            claim_token=None,
+            lease_until=None,
+            last_error=None,
+            updated_at=now,
+        )
+    )
+    params = [
+        {"row_id": row_id, "provider_id": provider_id, "sent_at": at}
+        for row_id, provider_id, at in sent
+    ]
+    return max(session.exec(statement, params=params).rowcount or 0, 0)  # type: ignore[call-overload]

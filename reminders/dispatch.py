@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Collection, Sequence
@@ -26,7 +28,7 @@ from sqlmodel import Session, col
 from reminders import retry
 from reminders.careplan import CarePlan
 from reminders.channels.base import DeliveryError, OutgoingMessage, Transport
-from reminders.claims import claim, finish, release, settle
+from reminders.claims import claim, finish, finish_sent, release, settle
 from reminders.clock import utcnow
 from reminders.config import Settings
 from reminders.db import session_scope
@@ -115,10 +117,19 @@ class Dispatcher:
         for job in to_send:
             groups[job.patient.id].append(job)  # type: ignore[index]
         workers = min(self.settings.send_concurrency, len(groups)) or 1
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for outcomes in pool.map(lambda g: self._send_group(g, token), groups.values()):
-                for outcome in outcomes:
-                    report.add(outcome)
+        recorder = Recorder(self.engine, token, self.clock)
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                for outcomes in pool.map(
+                    lambda g: self._send_group(g, token, recorder), groups.values()
+                ):
+                    for outcome in outcomes:
+                        if outcome != "accepted":  # counted when recorded, below
+                            report.add(outcome)
+        finally:
+            recorder.flush()
+        report.sent = recorder.recorded
+        report.lost += recorder.lost
         for transport in self.transports.values():
             transport.close()
         return report
@@ -258,8 +269,9 @@ class Dispatcher:
             message_id_header=f"<outbox-{row.id}.{row.course_id}@{domain or 'reminders.invalid'}>",
         )
 
-    def _send_group(self, jobs: list[Job], token: str) -> list[str]:
-        """Send one patient's messages in order; each result is committed on its own."""
+    def _send_group(self, jobs: list[Job], token: str, recorder: Recorder) -> list[str]:
+        """Send one patient's messages in order; failures are recorded at once, successes in
+        small groups (see Recorder)."""
         outcomes = []
         for job in jobs:
             if self.stopping():
@@ -269,10 +281,10 @@ class Dispatcher:
                     )
                 outcomes.append("deferred")
                 continue
-            outcomes.append(self._send_one(job, token))
+            outcomes.append(self._send_one(job, token, recorder))
         return outcomes
 
-    def _send_one(self, job: Job, token: str) -> str:
+    def _send_one(self, job: Job, token: str, recorder: Recorder) -> str:
         row, outgoing = job.row, job.outgoing
         assert outgoing is not None
         transport = self.transports[row.channel]
@@ -285,25 +297,11 @@ class Dispatcher:
             return self._failed(job, token, DeliveryError(type(exc).__name__, permanent=False))
         if self.after_send is not None:
             self.after_send(row)
-        now = self.clock()
-        with session_scope(self.engine) as session:
-            changed = finish(
-                session,
-                row,
-                token,
-                status=MessageStatus.sent,
-                now=now,
-                provider_id=receipt.provider_id,
-                sent_at=now,
-                attempted=True,
-            )
-        if not changed:
-            log.warning("outbox %s: lease lost before the result was recorded", row.id)
-            return "lost"
+        recorder.sent(row.id, receipt.provider_id)  # type: ignore[arg-type]
         log.info(
             "sent outbox %s (%s %s to %s)", row.id, row.channel, row.key, mask_contact(outgoing.to)
         )
-        return "sent"
+        return "accepted"
 
     def _failed(self, job: Job, token: str, error: DeliveryError) -> str:
         row, patient = job.row, job.patient
@@ -356,6 +354,55 @@ class Dispatcher:
                 session, row, token, status=status, now=now, error=decision.reason, attempted=True
             )
             return ("expired" if decision.expired else "failed") if changed else "lost"
+
+
+class Recorder:
+    """Records accepted sends in small groups: one transaction for many rows.
+
+    A commit per message would make the database, not the provider, the limit (on SQLite
+    every sending thread queues for the one writer). A group is written when it reaches
+    GROUP_SIZE or has waited GROUP_WAIT seconds, and at the end of the tick. Until then those
+    rows are `sending`, exactly as between a send and its commit: if the worker dies, the
+    reaper settles them when their lease runs out.
+    """
+
+    GROUP_SIZE = 50
+    GROUP_WAIT = 0.2
+
+    def __init__(self, engine: Engine, token: str, clock: Callable[[], datetime]) -> None:
+        self.engine = engine
+        self.token = token
+        self.clock = clock
+        self.recorded = 0
+        self.lost = 0
+        self._pending: list[tuple[int, str | None, datetime]] = []
+        self._oldest = 0.0
+        self._lock = threading.Lock()
+
+    def sent(self, row_id: int, provider_id: str | None) -> None:
+        with self._lock:
+            if not self._pending:
+                self._oldest = time.monotonic()
+            self._pending.append((row_id, provider_id, self.clock()))
+            due = (
+                len(self._pending) >= self.GROUP_SIZE
+                or time.monotonic() - self._oldest >= self.GROUP_WAIT
+            )
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+            if not batch:
+                return
+            with session_scope(self.engine) as session:
+                changed = finish_sent(session, self.token, batch, self.clock())
+            self.recorded += changed
+            if changed < len(batch):
+                # Another worker took these rows over after their lease ran out.
+                self.lost += len(batch) - changed
+                log.warning("%d sends recorded after their lease was lost", len(batch) - changed)
 
 
 def message_context(

@@ -140,6 +140,12 @@ class ConsentEvent(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
 
 
+# The conditions of the partial indexes, and of the queries that use them: the claim reads
+# pending rows by time, the reaper reads rows in flight by lease.
+PENDING = text("status = 'pending'")
+SENDING = text("status = 'sending'")
+
+
 class Message(SQLModel, table=True):
     """The outbox: one row per planned message and channel."""
 
@@ -150,11 +156,16 @@ class Message(SQLModel, table=True):
         Index(
             "ix_outbox_pending_send_after",
             "send_after",
-            postgresql_where=text("status = 'pending'"),
-            sqlite_where=text("status = 'pending'"),
+            postgresql_where=PENDING,
+            sqlite_where=PENDING,
         ),
         Index("ix_outbox_patient_sent", "patient_id", "sent_at"),
-        Index("ix_outbox_status_lease", "status", "lease_until"),
+        Index(
+            "ix_outbox_sending_lease",
+            "lease_until",
+            postgresql_where=SENDING,
+            sqlite_where=SENDING,
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

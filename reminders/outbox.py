@@ -318,8 +318,10 @@ def upsert(session: Session, values: list[dict]) -> int:
         # Spelled out rather than IN (...): an expanding IN cannot run as executemany.
         where=or_(*(table.c.status == status for status in OPEN_STATUSES)),
     )
-    result = session.exec(statement, params=values)
-    return max(result.rowcount or 0, 0)
+    # RETURNING counts what was written on every backend (executemany's rowcount is 0 on
+    # PostgreSQL); a row kept as history by the WHERE above returns nothing.
+    result = session.execute(statement.returning(table.c.id), values)
+    return len(result.all())
 
 
 def cancel_pending(

@@ -19,7 +19,7 @@ from sqlmodel import col
 from reminders.clock import utcnow
 from reminders.db import session_scope
 from reminders.dispatch import Dispatcher, Job
-from reminders.models import Clinic, Course, Message, MessageStatus, Patient
+from reminders.models import SENDING, Clinic, Course, Message, MessageStatus, Patient
 from reminders.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -32,18 +32,16 @@ def reap(runtime: Runtime, dispatcher: Dispatcher, *, limit: int = 200) -> int:
     with session_scope(runtime.engine) as session:
         stale = (
             select(col(Message.id))
-            .where(
-                col(Message.status) == MessageStatus.sending.value,
-                col(Message.lease_until) < now,
-            )
+            .where(SENDING, col(Message.lease_until) < now)  # the partial index's own condition
             .limit(limit)
+            .cte("stale")
         )
         # Taking the row to `unknown` under a new token fences out the worker that lost it.
         ids = [
             row_id
             for (row_id,) in session.execute(
                 update(Message)
-                .where(col(Message.id).in_(stale.scalar_subquery()))
+                .where(col(Message.id) == stale.c.id)
                 .where(col(Message.status) == MessageStatus.sending.value)
                 .values(status=MessageStatus.unknown.value, claim_token=token, updated_at=now)
                 .returning(col(Message.id))

@@ -227,12 +227,22 @@ def upgrade() -> None:
             sqlite_where=sa.text("status = 'pending'"),
         )
         batch_op.create_index(batch_op.f("ix_outbox_provider_id"), ["provider_id"], unique=False)
-        batch_op.create_index("ix_outbox_status_lease", ["status", "lease_until"], unique=False)
+        batch_op.create_index(
+            "ix_outbox_sending_lease",
+            ["lease_until"],
+            unique=False,
+            postgresql_where=sa.text("status = 'sending'"),
+            sqlite_where=sa.text("status = 'sending'"),
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.drop_index("ix_outbox_status_lease")
+        batch_op.drop_index(
+            "ix_outbox_sending_lease",
+            postgresql_where=sa.text("status = 'sending'"),
+            sqlite_where=sa.text("status = 'sending'"),
+        )
         batch_op.drop_index(batch_op.f("ix_outbox_provider_id"))
         batch_op.drop_index(
             "ix_outbox_pending_send_after",
