@@ -130,7 +130,7 @@ def run(runtime: Runtime) -> None:
     def plan_job() -> None:
         if not stopping.is_set():
             written = plan_pass(runtime, utcnow())
-            log.info("planner: %d outbox rows written", written)
+            log.info("planner: %d outbox rows planned", written)
 
     def reap_job() -> None:
         if not stopping.is_set():
