@@ -13,6 +13,27 @@ from reminders.runtime import Runtime
 from reminders.services import create_clinic, enroll
 
 
+class Clock:
+    """A settable clock for the dispatcher: tests move `now` by hand, nothing waits."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def max_in_any_window(times: list[float], width: float = 1.0) -> int:
+    """The most events that fall in any half-open window [t, t + width)."""
+    times = sorted(times)
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= width:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
 def add_clinic(rt: Runtime, now: datetime, **kwargs: Any) -> Clinic:
     with session_scope(rt.engine) as session:
         clinic, _key = create_clinic(

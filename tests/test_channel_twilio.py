@@ -17,6 +17,7 @@ from reminders.channels.base import DeliveryError, OutgoingMessage
 from reminders.channels.twilio_sms import TwilioSMS
 from reminders.config import ConfigError, Settings
 from tests.fakes.twilio_server import TwilioServer
+from tests.helpers import max_in_any_window
 
 PATIENT = "+15551234567"
 SENDER = "+15550001111"
@@ -33,17 +34,6 @@ def failure(channel: TwilioSMS, message: OutgoingMessage | None = None) -> Deliv
     with pytest.raises(DeliveryError) as caught:
         channel.send(message or sms())
     return caught.value
-
-
-def max_in_any_window(times: list[float], width: float = 1.0) -> int:
-    """The most events that fall in any half-open window [t, t + width)."""
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= width:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 @pytest.fixture

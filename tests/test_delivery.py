@@ -27,7 +27,7 @@ from tests.conftest import NOW, make_runtime
 from tests.fakes.smtp_server import SmtpServer
 from tests.fakes.twilio_process import TwilioProcess
 from tests.fakes.twilio_server import TwilioServer
-from tests.helpers import add_clinic, add_patient, outbox
+from tests.helpers import Clock, add_clinic, add_patient, outbox
 
 PUBLIC = "https://reminders.example.org"
 SERVICE_SID = "MG" + "1" * 32
@@ -182,14 +182,6 @@ def test_missing_smtp_settings_stop_the_worker_naming_the_variable(
 
 
 # -- faults, through the dispatcher with the real channels -------------------------------------
-
-
-class Clock:
-    def __init__(self, now) -> None:  # type: ignore[no-untyped-def]
-        self.now = now
-
-    def __call__(self):  # type: ignore[no-untyped-def]
-        return self.now
 
 
 @pytest.fixture

@@ -18,15 +18,7 @@ from reminders.runtime import Runtime
 from reminders.services import opt_out
 from tests.conftest import NOW
 from tests.fakes.scripted import ScriptedTransport
-from tests.helpers import add_clinic, add_patient, outbox
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.helpers import Clock, add_clinic, add_patient, outbox
 
 
 def dispatcher(

@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from reminders.pacing import RateLimiter
+from tests.helpers import max_in_any_window
 
 
 class FakeClock:
@@ -34,16 +35,6 @@ def grant_times(bucket: RateLimiter, clock: FakeClock, costs: list[float]) -> li
         bucket.acquire(cost)
         times.append(clock.now)
     return times
-
-
-def max_in_any_window(times: list[float], width: float = 1.0) -> int:
-    times = sorted(times)
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= width:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 def test_first_request_goes_at_once() -> None:

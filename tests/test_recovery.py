@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,15 +25,7 @@ from tests.conftest import NOW, make_runtime
 from tests.fakes.scripted import ScriptedTransport
 from tests.fakes.smtp_server import SmtpServer
 from tests.fakes.twilio_server import TwilioServer
-from tests.helpers import add_clinic, add_patient, outbox
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
+from tests.helpers import Clock, add_clinic, add_patient, outbox
 
 
 @pytest.fixture
@@ -259,8 +251,7 @@ def test_after_three_days_down_the_course_catches_up_by_the_rules(any_engine) ->
     # dry lips (day 2, three grace days) still goes out, the day after the welcome.
     assert local[1][1] == "dry_lips" and local[1][0].date() == (back + timedelta(days=1)).date()
     assert all(
-        not is_quiet(at.time(), quiet_start=rt_quiet()[0], quiet_end=rt_quiet()[1])
-        for at, _ in local
+        not is_quiet(at.time(), quiet_start=time(21, 0), quiet_end=time(8, 0)) for at, _ in local
     )
     days = [at.date() for at, _ in local]
     assert len(days) == len(set(days)), "at most one message a day"
@@ -269,12 +260,6 @@ def test_after_three_days_down_the_course_catches_up_by_the_rules(any_engine) ->
     planned = [rows[key].due_at for _, key in sent_at]
     assert planned == sorted(planned), "caught up in the planned order"
     assert all(r.status in ("sent", "pending", "expired") for r in rows.values())
-
-
-def rt_quiet() -> tuple:
-    from datetime import time
-
-    return time(21, 0), time(8, 0)
 
 
 def test_after_weeks_down_only_the_latest_nudge_goes_out_and_the_rest_expire(engine) -> None:
