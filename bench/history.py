@@ -19,8 +19,8 @@ from bench.databases import analyze, fresh
 from bench.harness import dispatcher, null_transports, runtime, timed
 from bench.seed import Seeder, bench_now
 from bench.sizes import Sizes
-from reminders.claims import claim
 from reminders.db import session_scope
+from reminders.lifecycle import claim
 
 HISTORY_PER_ACTIVE = 7
 FUTURE_PER_ACTIVE = 2

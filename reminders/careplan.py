@@ -11,6 +11,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from reminders.caps import Caps
+
 TOPICS = (
     "welcome",
     "milestone",
@@ -113,6 +115,10 @@ class CarePlan:
     ipledge: Ipledge
     per_day: int = 1
     per_week: int = 3
+
+    @property
+    def caps(self) -> Caps:
+        return Caps(per_day=self.per_day, per_week=self.per_week)
 
     def templates(self) -> dict[str, bool]:
         """Every template the plan uses, and whether it needs a short (merged) form."""

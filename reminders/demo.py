@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Collection
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,10 @@ from reminders.db import session_scope
 from reminders.dispatch import Dispatcher
 from reminders.migrations import upgrade
 from reminders.models import Course, Message, MessageStatus
-from reminders.outbox import zone
 from reminders.privacy import mask_contact
 from reminders.runtime import build
 from reminders.services import create_clinic, end_course, enroll, get_course, record_event
-from reminders.timing import to_local
+from reminders.timing import to_local, zone
 from reminders.worker import plan_pass
 
 
@@ -46,6 +46,9 @@ class ShowTransport:
         else:
             typer.echo(f"    {message.body}")
         return Receipt(provider_id=None)
+
+    def find_sent(self, *, to: str, body: str | Collection[str], since: datetime) -> str | None:
+        return None
 
     def close(self) -> None:
         return None

@@ -22,6 +22,13 @@ class ChannelChoice(enum.StrEnum):
     email = "email"
     both = "both"
 
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        """The channels this choice sends on, SMS first."""
+        if self is ChannelChoice.both:
+            return (Channel.sms, Channel.email)
+        return (Channel(self.value),)
+
 
 class CourseStatus(enum.StrEnum):
     active = "active"
@@ -43,17 +50,6 @@ class MessageStatus(enum.StrEnum):
     cancelled = "cancelled"
 
 
-# Rows in these states are history: planning never touches them again.
-DONE_STATUSES = frozenset(
-    {
-        MessageStatus.sent,
-        MessageStatus.delivered,
-        MessageStatus.undelivered,
-        MessageStatus.failed,
-        MessageStatus.suppressed,
-        MessageStatus.expired,
-    }
-)
 # Rows in these states reached (or may have reached) the patient: they count against the caps.
 SENT_STATUSES = frozenset(
     {

@@ -6,14 +6,11 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
-from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from reminders import lifecycle
 from reminders.careplan import CarePlan
 from reminders.models import (
     SENT_STATUSES,
@@ -28,13 +25,9 @@ from reminders.models import (
     Patient,
 )
 from reminders.planning import PREGNANCY_TEST, CourseFacts, History, Plan, Rules, plan_course
+from reminders.timing import zone
 
 OPEN_STATUSES = (MessageStatus.pending.value, MessageStatus.cancelled.value)
-
-
-@lru_cache(maxsize=512)
-def zone(name: str) -> ZoneInfo:
-    return ZoneInfo(name)
 
 
 def rules_for(clinic: Clinic, patient: Patient) -> Rules:
@@ -60,11 +53,7 @@ def facts_for(course: Course, events: Sequence[CourseEvent]) -> CourseFacts:
 
 def channels_for(patient: Patient) -> list[Channel]:
     """The channels a patient receives on now: chosen, and not opted out of."""
-    wanted = {
-        ChannelChoice.sms: [Channel.sms],
-        ChannelChoice.email: [Channel.email],
-        ChannelChoice.both: [Channel.sms, Channel.email],
-    }[ChannelChoice(patient.channel)]
+    wanted = ChannelChoice(patient.channel).channels
     opted_out = {Channel.sms: patient.sms_opted_out, Channel.email: patient.email_opted_out}
     return [channel for channel in wanted if not opted_out[channel]]
 
@@ -183,7 +172,6 @@ def changes_for(
                     "due_at": message.due_at,
                     "send_after": message.due_at,
                     "expires_at": message.expires_at,
-                    "status": MessageStatus.pending.value,
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -219,10 +207,10 @@ def materialize(
     changes = changes_for(
         plan=plan, course=course, patient=patient, rows=rows, now=now, horizon=horizon
     )
-    written = upsert(session, changes.values) if changes.values else 0
+    written = lifecycle.plan(session, changes.values) if changes.values else 0
     cancelled = 0
     if changes.stale:
-        cancelled = cancel_pending(
+        cancelled = lifecycle.cancel_pending(
             session, ids=changes.stale, now=now, reason="no longer in the plan"
         )
     course.planned_until = now + horizon
@@ -273,9 +261,9 @@ def materialize_many(
         stale += changes.stale
         if changes.completed:
             completed.append(course.id)  # type: ignore[arg-type]
-    written = upsert(session, values) if values else 0
+    written = lifecycle.plan(session, values) if values else 0
     if stale:
-        cancel_pending(session, ids=stale, now=now, reason="no longer in the plan")
+        lifecycle.cancel_pending(session, ids=stale, now=now, reason="no longer in the plan")
     session.execute(
         update(Course).where(col(Course.id).in_(ids)).values(planned_until=now + horizon)
     )
@@ -286,68 +274,3 @@ def materialize_many(
             .values(status=CourseStatus.completed.value, updated_at=now)
         )
     return written
-
-
-def upsert(session: Session, values: list[dict]) -> int:
-    """Insert planned rows; an existing open row takes the new times, a history row is kept.
-
-    Returns the number of rows offered.
-    """
-    table = Message.__table__  # type: ignore[attr-defined]
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    # One compiled statement run with many parameter sets (cached, and batched by the driver);
-    # a literal multi-row VALUES would be compiled afresh for every batch.
-    statement = insert(table)
-    excluded = statement.excluded
-    statement = statement.on_conflict_do_update(
-        index_elements=["course_id", "key", "channel"],
-        set_={
-            "topics": excluded["topics"],
-            "items": excluded["items"],
-            "parts": excluded["parts"],
-            "priority": excluded["priority"],
-            "due_at": excluded["due_at"],
-            # A retry or a quiet-hours deferral moved send_after: keep it unless the plan moved.
-            "send_after": case(
-                (table.c.due_at != excluded["due_at"], excluded["send_after"]),
-                (table.c.status == MessageStatus.cancelled.value, excluded["send_after"]),
-                else_=table.c.send_after,
-            ),
-            "expires_at": excluded["expires_at"],
-            "status": MessageStatus.pending.value,
-            "updated_at": excluded["updated_at"],
-        },
-        # Spelled out rather than IN (...): an expanding IN cannot run as executemany.
-        where=or_(*(table.c.status == status for status in OPEN_STATUSES)),
-    )
-    # Plain executemany: the driver batches it (RETURNING would make SQLAlchemy render
-    # multi-row VALUES instead, measurably slower on PostgreSQL). Its rowcount is not reliable
-    # across drivers (0 on psycopg), so the count is of the rows offered, history included.
-    session.execute(statement, values)
-    return len(values)
-
-
-def cancel_pending(
-    session: Session,
-    *,
-    ids: Sequence[int] | None = None,
-    course_id: int | None = None,
-    now: datetime,
-    reason: str,
-    status: MessageStatus = MessageStatus.cancelled,
-    patient_id: int | None = None,
-    channel: Channel | None = None,
-) -> int:
-    """Move pending rows to `status` (cancelled, suppressed...); rows in flight are left alone."""
-    statement = update(Message).where(col(Message.status) == MessageStatus.pending.value)
-    if ids is not None:
-        statement = statement.where(col(Message.id).in_(ids))
-    if course_id is not None:
-        statement = statement.where(col(Message.course_id) == course_id)
-    if patient_id is not None:
-        statement = statement.where(col(Message.patient_id) == patient_id)
-    if channel is not None:
-        statement = statement.where(col(Message.channel) == str(channel))
-    statement = statement.values(status=status.value, last_error=reason, updated_at=now)
-    return session.exec(statement).rowcount or 0

@@ -12,6 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from reminders.caps import Caps
 from reminders.careplan import RECURRING_TOPICS, CarePlan, Offset
 from reminders.timing import local_instant, next_allowed, to_local
 
@@ -220,10 +221,11 @@ def plan_course(
     # take the slot a milestone or an iPLEDGE step needs later in the same week.
     todo.sort(key=lambda c: (-c.priority, c.day, c.key))
     placed: dict[date, list[list[Candidate]]] = {}
+    caps = plan.caps
     for item in todo:
         if item.mergeable and placed.get(item.day) and _merge(item, placed[item.day]):
             continue
-        free_day = _first_free_day(item, occupied, plan, begin_day)
+        free_day = _first_free_day(item, occupied, caps, begin_day)
         if free_day is not None:
             placed.setdefault(free_day, []).append([item])
             occupied[free_day.toordinal()] = occupied.get(free_day.toordinal(), 0) + 1
@@ -271,11 +273,11 @@ def _merge(item: Candidate, messages: list[list[Candidate]]) -> bool:
 
 
 def _first_free_day(
-    item: Candidate, occupied: Mapping[int, int], plan: CarePlan, begin_day: date
+    item: Candidate, occupied: Mapping[int, int], caps: Caps, begin_day: date
 ) -> date | None:
     """The earliest day of the item's window with room (every day from begin_day has a slot)."""
     for day in _days(max(item.day, begin_day), item.last_day):
-        if _room(day, occupied, plan):
+        if caps.has_room(day, occupied):
             return day
     return None
 
@@ -306,24 +308,6 @@ def _slot(day: date, rules: Rules, begin_slot: datetime, *, owed: bool = False) 
     slot = max(local_instant(day, rules.send_time, zone), begin_slot)
     slot = next_allowed(slot, zone, quiet_start=rules.quiet_start, quiet_end=rules.quiet_end)
     return slot if to_local(slot, zone).date() == day else None
-
-
-def _room(day: date, occupied: Mapping[int, int], plan: CarePlan) -> bool:
-    """Whether `day` is under the daily cap and every 7-day window holding it under the weekly."""
-    ordinal = day.toordinal()
-    if occupied.get(ordinal, 0) >= plan.per_day:
-        return False
-    # Counts for the 13 days around `day`: the windows that contain it start at most 6 before.
-    counts = [occupied.get(ordinal + k, 0) for k in range(-6, 7)]
-    if sum(counts) < plan.per_week:
-        return True  # the common case: a quiet fortnight
-    window = sum(counts[:7])
-    for first in range(7):
-        if window >= plan.per_week:
-            return False
-        if first < 6:
-            window += counts[first + 7] - counts[first]
-    return True
 
 
 @dataclass(frozen=True)

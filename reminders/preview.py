@@ -2,52 +2,54 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, time
 from typing import Any
 
 from sqlmodel import Session
 
-from reminders.dispatch import message_context
+from reminders.compose import Draft, compose
 from reminders.models import Channel, ChannelChoice, Clinic, Course, MessageStatus, Patient
-from reminders.outbox import channels_for, plan_for, rules_for, zone
+from reminders.outbox import channels_for, plan_for, rules_for
 from reminders.planning import CourseFacts, Plan, plan_course
 from reminders.render import Part
 from reminders.runtime import Runtime
 from reminders.services import get_course
-from reminders.timing import local_instant, to_local
+from reminders.timing import local_instant, to_local, zone
 from reminders.validation import InvalidInput, parse_date, parse_timezone
 
 
 def _entry(
     rt: Runtime,
+    draft: Draft,
     *,
     clinic: Clinic,
     patient: Patient,
-    key: str,
     topics: list[str],
-    parts: list[Part],
-    channel: str,
     due_at: datetime,
     status: str,
     first: bool,
 ) -> dict[str, Any]:
-    context = message_context(
-        clinic, patient, first=first and channel == Channel.sms, unsubscribe_url=None
+    message = compose(
+        draft,
+        patient=patient,
+        clinic=clinic,
+        first=first and draft.channel == Channel.sms,
+        now=due_at,
+        settings=rt.settings,
+        renderer=rt.renderer,
+        links=False,
     )
     entry: dict[str, Any] = {
-        "key": key,
+        "key": draft.key,
         "topics": topics,
-        "channel": str(channel),
+        "channel": str(draft.channel),
         "status": status,
         "due_at": due_at.isoformat().replace("+00:00", "Z"),
         "local_time": to_local(due_at, zone(patient.timezone)).isoformat(),
     }
-    if channel == Channel.sms:
-        entry["body"] = rt.renderer.sms(parts, context)
-    else:
-        email = rt.renderer.email(parts, context)
-        entry["subject"], entry["body"] = email.subject, email.text
+    if message.subject is not None:
+        entry["subject"] = message.subject
+    entry["body"] = message.body
     return entry
 
 
@@ -56,17 +58,16 @@ def _planned(
 ) -> list[dict[str, Any]]:
     entries = []
     for message in plan.messages:
-        parts = [Part(item.template, dict(item.params)) for item in message.items]
+        parts = tuple(Part(item.template, dict(item.params)) for item in message.items)
         for channel in channels:
+            draft = Draft(0, 0, message.key, channel, parts)
             entries.append(
                 _entry(
                     rt,
+                    draft,
                     clinic=clinic,
                     patient=patient,
-                    key=message.key,
                     topics=list(message.topics),
-                    parts=parts,
-                    channel=channel,
                     due_at=message.due_at,
                     status="planned",
                     first=first,
@@ -145,18 +146,15 @@ def preview_course(
             continue  # shown with the plan below
         if row.status == MessageStatus.cancelled:
             continue
-        parts = [Part(t, p) for t, p in json.loads(row.parts)]
         first = row.channel == Channel.sms and not sms_seen
         sms_seen = sms_seen or row.channel == Channel.sms
         entries.append(
             _entry(
                 rt,
+                Draft.of(row),
                 clinic=clinic,
                 patient=patient,
-                key=row.key,
                 topics=row.topics.split(","),
-                parts=parts,
-                channel=row.channel,
                 due_at=row.sent_at or row.due_at,
                 status=str(row.status),
                 first=first,

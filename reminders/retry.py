@@ -36,6 +36,8 @@ def next_attempt(
     max_attempts: int = 6,
 ) -> RetryAt | GiveUp:
     """Decide what follows a failed attempt; `attempts` counts the one that just failed."""
+    if error.unreachable:
+        return GiveUp(reason=f"unreachable: {error.reason}", expired=False)
     if error.permanent:
         return GiveUp(reason=f"permanent: {error.reason}", expired=False)
     if attempts >= max_attempts:

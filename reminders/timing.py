@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
+
+
+@lru_cache(maxsize=512)
+def zone(name: str) -> ZoneInfo:
+    """The IANA zone `name`, loaded once per process."""
+    return ZoneInfo(name)
 
 
 def to_utc(local: datetime) -> datetime:
@@ -14,6 +21,11 @@ def to_utc(local: datetime) -> datetime:
 def to_local(instant: datetime, zone: ZoneInfo) -> datetime:
     """An aware instant in `zone`."""
     return instant.astimezone(zone)
+
+
+def local_today(now: datetime, zone_name: str) -> date:
+    """The calendar date it is at `now` in the zone `zone_name` (a patient's or a clinic's)."""
+    return to_local(now, zone(zone_name)).date()
 
 
 def local_instant(day: date, at: time, zone: ZoneInfo) -> datetime:

@@ -20,10 +20,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col
 
 from reminders.channels.registry import build_transports
-from reminders.clock import utcnow
 from reminders.db import is_postgres, session_scope
 from reminders.dispatch import Dispatcher, TickReport
 from reminders.models import Message, WorkerHeartbeat
+from reminders.recovery import reap
 from reminders.runtime import Runtime
 from reminders.services import plan_all
 
@@ -70,7 +70,7 @@ def plan_pass(runtime: Runtime, now: datetime) -> int:
 def send_due(runtime: Runtime, dispatcher: Dispatcher | None = None) -> TickReport:
     """One planner pass and dispatch ticks until nothing due is left to claim."""
     dispatcher = dispatcher or make_dispatcher(runtime)
-    plan_pass(runtime, utcnow())
+    plan_pass(runtime, dispatcher.clock())
     total = TickReport()
     while True:
         report = dispatcher.tick()
@@ -80,9 +80,10 @@ def send_due(runtime: Runtime, dispatcher: Dispatcher | None = None) -> TickRepo
             return total
 
 
-def heartbeat(runtime: Runtime, worker_id: str, started: datetime, *, ticked: bool) -> None:
-    """Record that this worker is alive (and when it last dispatched)."""
-    now = utcnow()
+def heartbeat(
+    runtime: Runtime, worker_id: str, started: datetime, *, now: datetime, ticked: bool
+) -> None:
+    """Record that this worker is alive at `now` (and when it last dispatched)."""
     values = {
         "worker_id": worker_id,
         "hostname": socket.gethostname()[:120],
@@ -115,50 +116,45 @@ def run(runtime: Runtime) -> None:
     stopping = threading.Event()
     dispatcher = make_dispatcher(runtime)
     dispatcher.stopping = stopping.is_set
-    started = utcnow()
+    clock = dispatcher.clock
+    started = clock()
     settings = runtime.settings
-    scheduler = BlockingScheduler(timezone=UTC)
+    # One job each, never one job per reminder: the outbox is the schedule. A job still
+    # running when it is due again is skipped, and missed runs collapse into one.
+    scheduler = BlockingScheduler(
+        timezone=UTC,
+        job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
+    )
 
     def dispatch_job() -> None:
         if stopping.is_set():
             return
         report = dispatcher.tick()
-        heartbeat(runtime, dispatcher.worker_id, started, ticked=True)
+        heartbeat(runtime, dispatcher.worker_id, started, now=clock(), ticked=True)
         if report.claimed:
             log.info("tick: %s", {k: v for k, v in vars(report).items() if v})
 
     def plan_job() -> None:
         if not stopping.is_set():
-            written = plan_pass(runtime, utcnow())
+            written = plan_pass(runtime, clock())
             log.info("planner: %d outbox rows planned", written)
 
     def reap_job() -> None:
         if not stopping.is_set():
-            from reminders.recovery import reap
-
             reap(runtime, dispatcher)
 
-    # One job each, never one job per reminder: the outbox is the schedule.
-    common = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+    first = datetime.now(UTC)  # the scheduler's own clock, not the service's
     scheduler.add_job(
-        plan_job,
-        "interval",
-        seconds=settings.plan_interval,
-        id="plan",
-        next_run_time=datetime.now(UTC),
-        **common,
+        plan_job, "interval", seconds=settings.plan_interval, id="plan", next_run_time=first
     )
     scheduler.add_job(
         dispatch_job,
         "interval",
         seconds=settings.dispatch_interval,
         id="dispatch",
-        next_run_time=datetime.now(UTC),
-        **common,
+        next_run_time=first,
     )
-    scheduler.add_job(
-        reap_job, "interval", seconds=max(10, settings.lease_seconds // 4), id="reap", **common
-    )
+    scheduler.add_job(reap_job, "interval", seconds=settings.reap_interval, id="reap")
 
     def shutdown(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: finishing in-flight sends, then exiting", signum)
@@ -172,7 +168,7 @@ def run(runtime: Runtime) -> None:
 
     signal.signal(signal.SIGTERM, shutdown)
     signal.signal(signal.SIGINT, shutdown)
-    heartbeat(runtime, dispatcher.worker_id, started, ticked=False)
+    heartbeat(runtime, dispatcher.worker_id, started, now=clock(), ticked=False)
     log.info("worker %s started", dispatcher.worker_id)
     scheduler.start()
     for closer in closers:

@@ -239,12 +239,14 @@ def test_try_again_later_is_transient(smtp: SmtpServer, channel: SmtpEmail) -> N
     assert "451" in error.reason
 
 
-def test_unknown_user_is_permanent_and_opted_out(smtp: SmtpServer, channel: SmtpEmail) -> None:
+def test_unknown_user_is_an_unreachable_address_not_an_opt_out(
+    smtp: SmtpServer, channel: SmtpEmail
+) -> None:
     smtp.reply_next(f"550 5.1.1 <{PATIENT}>: User unknown")
 
     error = failure(channel)
 
-    assert (error.permanent, error.opted_out) == (True, True)
+    assert (error.permanent, error.opted_out, error.unreachable) == (True, False, True)
     assert "550 5.1.1" in error.reason
     assert PATIENT not in error.reason
 

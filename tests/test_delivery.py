@@ -292,17 +292,18 @@ def test_an_smtp_4xx_is_retried_and_then_delivered(delivery, smtp) -> None:
     assert [e.rcpt_tos for e in smtp.received] == [["ana@example.com"]]
 
 
-def test_an_smtp_unknown_user_fails_and_records_an_email_opt_out(delivery, smtp) -> None:
+def test_an_smtp_unknown_user_fails_as_unreachable_and_is_never_an_opt_out(delivery, smtp) -> None:
     rt, dispatcher, clock = delivery
     welcome = enrolled(rt, channel="email", email="ana@example.com", phone="")
     smtp.reply_next("550 5.1.1 User unknown")
     assert dispatcher.tick().failed == 1
     failed = row(rt, welcome)
     assert failed.status == "failed" and "5.1.1" in failed.last_error
+    assert failed.last_error.startswith("unreachable: ")
     with Session(rt.engine) as session:
-        event = session.exec(select(ConsentEvent).order_by(ConsentEvent.id.desc())).first()
-    assert (event.channel, event.action, event.source) == ("email", "opt_out", "provider")
-    assert "5.1.1" in event.detail
+        events = session.exec(select(ConsentEvent).where(ConsentEvent.action == "opt_out")).all()
+        patient = session.exec(select(Patient)).one()
+    assert events == [] and not patient.email_opted_out
 
 
 def test_logs_carry_no_phone_number_body_or_secret(delivery, twilio, caplog) -> None:

@@ -10,9 +10,9 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from reminders.channels.base import DeliveryError
-from reminders.claims import claim
 from reminders.db import session_scope
 from reminders.dispatch import Dispatcher
+from reminders.lifecycle import claim
 from reminders.models import ConsentEvent, Message, Patient
 from reminders.runtime import Runtime
 from reminders.services import opt_out

@@ -12,15 +12,14 @@ from sqlalchemy import update
 from sqlmodel import Session, func, select
 
 from reminders.channels.registry import build_transports
-from reminders.claims import claim
 from reminders.db import session_scope
 from reminders.dispatch import Dispatcher
+from reminders.lifecycle import claim
 from reminders.models import Course, Message
-from reminders.outbox import zone
 from reminders.recovery import reap
 from reminders.runtime import Runtime
 from reminders.services import change_course, get_course, plan_all
-from reminders.timing import is_quiet, to_local
+from reminders.timing import is_quiet, to_local, zone
 from tests.conftest import NOW, make_runtime
 from tests.fakes.scripted import ScriptedTransport
 from tests.fakes.smtp_server import SmtpServer

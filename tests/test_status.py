@@ -45,7 +45,7 @@ def test_status_is_healthy_with_a_live_worker_and_nothing_overdue(status) -> Non
     rt, run = status
     add_patient(rt, add_clinic(rt, NOW), NOW, start_date=(NOW + timedelta(days=1)).date())
     with freeze_time(NOW):
-        heartbeat(rt, "w1", NOW, ticked=True)
+        heartbeat(rt, "w1", NOW, now=NOW, ticked=True)
     result = run(NOW + timedelta(seconds=30))
     assert result.exit_code == 0, result.stdout
     assert "live workers:       1" in result.stdout and "healthy" in result.stdout
@@ -54,7 +54,7 @@ def test_status_is_healthy_with_a_live_worker_and_nothing_overdue(status) -> Non
 def test_status_fails_when_no_worker_has_been_seen_for_a_minute(status) -> None:
     rt, run = status
     with freeze_time(NOW):
-        heartbeat(rt, "w1", NOW, ticked=True)
+        heartbeat(rt, "w1", NOW, now=NOW, ticked=True)
     result = run(NOW + timedelta(seconds=61))
     assert result.exit_code == 1
     assert "live workers:       0" in result.stdout and "UNHEALTHY" in result.stdout
@@ -70,7 +70,7 @@ def test_status_fails_when_a_message_is_overdue(status) -> None:
             .values(send_after=NOW - timedelta(minutes=6))
         )
     with freeze_time(NOW):
-        heartbeat(rt, "w1", NOW, ticked=True)
+        heartbeat(rt, "w1", NOW, now=NOW, ticked=True)
     result = run(NOW)
     assert result.exit_code == 1
     assert "overdue (> 5 min):  1" in result.stdout

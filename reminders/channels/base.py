@@ -1,8 +1,15 @@
-"""The interface every channel implements, and the one error type it raises."""
+"""The interface every channel implements, and the service's words for what a provider says.
+
+A channel translates its provider's codes and status words (Twilio's 21610, SMTP's 5.1.1)
+into these types inside its own module; nothing above `channels/` reads a provider code.
+"""
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
 
@@ -34,8 +41,17 @@ class Receipt:
     provider_id: str | None
 
 
+class Failure(enum.StrEnum):
+    """Why a send did not go through, as the service acts on it."""
+
+    retry_later = "retry_later"  # a passing fault (rate limit, outage, timeout): try again
+    permanent = "permanent"  # refused for good; the same message would fail again
+    opted_out = "opted_out"  # the recipient unsubscribed at the provider: their STOP
+    unreachable = "unreachable"  # the number or address cannot receive (never an opt-out)
+
+
 class DeliveryError(Exception):
-    """A send that did not go through; `permanent` says whether retrying can help."""
+    """A send that did not go through, with the reason in the service's words."""
 
     def __init__(
         self,
@@ -43,22 +59,58 @@ class DeliveryError(Exception):
         *,
         permanent: bool,
         opted_out: bool = False,
+        unreachable: bool = False,
         retry_after: float | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.permanent = permanent
-        # The recipient has unsubscribed at the provider (Twilio 21610, SMTP 5.1.1 unknown user).
+        # The recipient has unsubscribed at the provider (Twilio 21610).
         self.opted_out = opted_out
+        # The address or number does not exist or cannot receive (SMTP 5.1.1).
+        self.unreachable = unreachable
         # Seconds the provider asked us to wait (HTTP Retry-After).
         self.retry_after = retry_after
 
+    @property
+    def failure(self) -> Failure:
+        if self.opted_out:
+            return Failure.opted_out
+        if self.unreachable:
+            return Failure.unreachable
+        return Failure.permanent if self.permanent else Failure.retry_later
+
+
+class Delivery(enum.StrEnum):
+    """What a delivery report says became of a message the provider accepted."""
+
+    in_flight = "in_flight"  # still with the provider: nothing to record
+    accepted = "accepted"  # handed to the carrier
+    reached = "reached"  # arrived on the handset
+    not_reached = "not_reached"  # the carrier could not deliver it
+    failed = "failed"  # the provider gave it up
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """A provider's delivery report in the service's words, with a short reason."""
+
+    delivery: Delivery
+    provider_id: str | None = None
+    reason: str | None = None  # names the provider's code, never the recipient
+    opted_out: bool = False  # the recipient unsubscribed at the carrier (their STOP)
+
 
 class Transport(Protocol):
-    """A channel: `send` one message, `close` whatever connection a batch reused."""
+    """A channel: `send` one message, look one up after a crash, `close` reused connections."""
 
     name: str
 
     def send(self, message: OutgoingMessage) -> Receipt: ...
+
+    def find_sent(self, *, to: str, body: str | Collection[str], since: datetime) -> str | None:
+        """The provider's id of a message with this body (or one of these) sent to `to` since
+        `since`; None when there is none or the provider cannot tell (email)."""
+        ...
 
     def close(self) -> None: ...

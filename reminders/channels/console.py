@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from collections.abc import Collection
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -46,6 +48,10 @@ class Console:
                 with self.outbox.open("a", encoding="utf-8") as handle:
                     handle.write(json.dumps(line, ensure_ascii=False) + "\n")
         return Receipt(provider_id=f"console-{message.outbox_id}")
+
+    def find_sent(self, *, to: str, body: str | Collection[str], since: datetime) -> str | None:
+        """The console keeps no record to ask: a stranded message is printed again."""
+        return None
 
     def close(self) -> None:
         return None

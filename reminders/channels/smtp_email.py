@@ -7,7 +7,9 @@ import re
 import smtplib
 import ssl
 import threading
+from collections.abc import Collection
 from dataclasses import dataclass
+from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate, make_msgid
@@ -156,6 +158,10 @@ class SmtpEmail:
             self._local.conn = None
         conn.close()
 
+    def find_sent(self, *, to: str, body: str | Collection[str], since: datetime) -> str | None:
+        """SMTP keeps no list to ask: EMAIL_UNKNOWN_POLICY decides for a stranded email."""
+        return None
+
     def close(self) -> None:
         """Say QUIT on every open connection."""
         with self._lock:
@@ -282,7 +288,11 @@ class SmtpEmail:
 
 
 def _reply_error(stage: str, code: int, reply: bytes | str) -> DeliveryError:
-    """A refused command as DeliveryError: 4xx retry, 5xx give up, 5.1.1 means no such user."""
+    """A refused command as DeliveryError: 4xx retry, 5xx give up, 5.1.1 means no such mailbox.
+
+    An unknown mailbox says the address is wrong, not that the patient withdrew consent: it
+    is reported as unreachable, never as an opt-out.
+    """
     text = reply.decode(errors="replace") if isinstance(reply, bytes) else reply
     match = _ENHANCED.match(text)
     enhanced = match.group(1) if match else ""
@@ -291,7 +301,7 @@ def _reply_error(stage: str, code: int, reply: bytes | str) -> DeliveryError:
     if 400 <= code < 500:
         return DeliveryError(reason, permanent=False)
     if code == 550 and enhanced == "5.1.1":
-        return DeliveryError(reason, permanent=True, opted_out=True)
+        return DeliveryError(reason, permanent=True, unreachable=True)
     if 500 <= code < 600:
         return DeliveryError(reason, permanent=True)
     return DeliveryError(reason, permanent=False)

@@ -44,25 +44,12 @@ from reminders.services.patients import (
     patient_messages,
     update_patient,
 )
-from reminders.services.provider import (
-    PROVIDER_IN_FLIGHT,
-    PROVIDER_STATUSES,
-    RECIPIENT_UNSUBSCRIBED,
-    UNDELIVERED_CODES,
-    InboundOutcome,
-    delivery_error,
-    receive_text,
-    record_delivery,
-)
+from reminders.services.provider import InboundOutcome, receive_text, record_delivery
 
 __all__ = [
     "EVENT_TYPES",
     "LIVE_STATUSES",
     "PATIENT_FIELDS",
-    "PROVIDER_IN_FLIGHT",
-    "PROVIDER_STATUSES",
-    "RECIPIENT_UNSUBSCRIBED",
-    "UNDELIVERED_CODES",
     "Conflict",
     "Context",
     "InboundOutcome",
@@ -73,7 +60,6 @@ __all__ = [
     "consent_history",
     "create_clinic",
     "current_course",
-    "delivery_error",
     "end_course",
     "enroll",
     "get_clinic",

@@ -18,7 +18,15 @@ class NotFound(LookupError):
 
 
 class Conflict(ValueError):
-    """The change contradicts the record's state (e.g. resuming a cancelled course)."""
+    """The change contradicts the record's state (e.g. resuming a cancelled course).
+
+    Like a FieldError it names the field whose state refuses the change, and why.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from reminders.models import (
-    Channel,
-    ConsentEvent,
-    Message,
-    MessageStatus,
-    Patient,
-)
-from reminders.outbox import cancel_pending
+from reminders import lifecycle
+from reminders.models import Channel, ConsentEvent, Patient
 from reminders.services.common import Context
 from reminders.services.courses import live_courses, replan
 
@@ -66,13 +59,12 @@ def opt_out(
         now=now,
         detail=detail,
     )
-    return cancel_pending(
+    return lifecycle.suppress_pending(
         session,
-        patient_id=patient.id,
+        patient_id=patient.id,  # type: ignore[arg-type]
         channel=channel,
         now=now,
         reason=f"opted out ({source})",
-        status=MessageStatus.suppressed,
     )
 
 
@@ -80,7 +72,9 @@ def opt_in(
     session: Session, *, patient: Patient, channel: Channel, source: str, ctx: Context
 ) -> None:
     """Resume a channel and plan its upcoming messages again (not those that fell due meanwhile)."""
-    _reopen_suppressed(session, patient=patient, channel=channel, now=ctx.now)
+    # Suppressed rows are history to the planner; those still ahead are owed again, so the
+    # re-plan below turns the ones still in the plan back to pending.
+    lifecycle.reopen(session, patient_id=patient.id, channel=channel, now=ctx.now)  # type: ignore[arg-type]
     record_consent(
         session, patient=patient, channel=channel, opt_in=True, source=source, now=ctx.now
     )
@@ -98,28 +92,6 @@ def consent_history(session: Session, *, patient_id: int) -> list[ConsentEvent]:
             .order_by(col(ConsentEvent.at), col(ConsentEvent.id))
         ).all()
     )
-
-
-def _reopen_suppressed(
-    session: Session, *, patient: Patient, channel: Channel, now: datetime
-) -> int:
-    """Make the not-yet-due rows an opt-out suppressed plannable again (as cancelled rows).
-
-    Suppressed rows are history to the planner; on opting back in, those still ahead are
-    owed again, so the re-plan that follows turns the ones still in the plan back to
-    pending. What fell due while opted out stays suppressed: it is not sent late.
-    """
-    statement = (
-        update(Message)
-        .where(
-            col(Message.patient_id) == patient.id,
-            col(Message.channel) == channel.value,
-            col(Message.status) == MessageStatus.suppressed.value,
-            col(Message.due_at) >= now,
-        )
-        .values(status=MessageStatus.cancelled.value, last_error="opted in again", updated_at=now)
-    )
-    return session.exec(statement).rowcount or 0
 
 
 def patient_by_public_id(session: Session, public_id: str) -> Patient | None:

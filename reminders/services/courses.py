@@ -2,26 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
+from reminders.lifecycle import cancel_pending
 from reminders.models import (
     Course,
     CourseEvent,
     CourseStatus,
     Patient,
 )
-from reminders.outbox import cancel_pending, materialize, materialize_many, zone
+from reminders.outbox import materialize, materialize_many
 from reminders.planning import PREGNANCY_TEST
 from reminders.services.common import Conflict, Context, NotFound
-from reminders.timing import to_local
+from reminders.timing import local_today
 from reminders.validation import (
     FieldError,
     InvalidInput,
     parse_date,
+    parse_date_near,
+    parse_weeks,
 )
 
 EVENT_TYPES = (PREGNANCY_TEST,)
@@ -57,7 +60,7 @@ def get_course(session: Session, *, course_id: int, clinic_id: int | None = None
 def pause_course(session: Session, *, course: Course, ctx: Context) -> Course:
     """Pause: pending messages are cancelled and nothing is planned until resumed."""
     if course.status != CourseStatus.active:
-        raise Conflict(f"status: course is {course.status}, only an active course pauses")
+        raise Conflict("status", f"course is {course.status}, only an active course pauses")
     _set_status(session, course, CourseStatus.paused, ctx.now)
     cancel_pending(session, course_id=course.id, now=ctx.now, reason="course paused")
     return course
@@ -66,7 +69,7 @@ def pause_course(session: Session, *, course: Course, ctx: Context) -> Course:
 def resume_course(session: Session, *, course: Course, ctx: Context) -> Course:
     """Resume: plan again from now; what fell due during the pause is not sent late."""
     if course.status != CourseStatus.paused:
-        raise Conflict(f"status: course is {course.status}, only a paused course resumes")
+        raise Conflict("status", f"course is {course.status}, only a paused course resumes")
     _set_status(session, course, CourseStatus.active, ctx.now)
     course.plan_from = ctx.now
     replan(session, course=course, ctx=ctx)
@@ -76,7 +79,7 @@ def resume_course(session: Session, *, course: Course, ctx: Context) -> Course:
 def stop_course(session: Session, *, course: Course, ctx: Context) -> Course:
     """Stop for good: every pending message is cancelled."""
     if course.status not in (CourseStatus.active, CourseStatus.paused):
-        raise Conflict(f"status: course is already {course.status}")
+        raise Conflict("status", f"course is already {course.status}")
     _set_status(session, course, CourseStatus.cancelled, ctx.now)
     cancel_pending(session, course_id=course.id, now=ctx.now, reason="course stopped")
     return course
@@ -84,16 +87,15 @@ def stop_course(session: Session, *, course: Course, ctx: Context) -> Course:
 
 def end_course(session: Session, *, course: Course, last_dose_date: Any, ctx: Context) -> Course:
     """Record the last dose: after-course messages are planned from it."""
+    today = _patient_today(session, course, ctx)
     try:
-        last_dose = parse_date(last_dose_date)
+        last_dose = parse_date_near(last_dose_date, today=today)
     except ValueError as exc:
         raise InvalidInput.one("last_dose_date", str(exc)) from None
     if last_dose < course.start_date:
         raise InvalidInput.one("last_dose_date", "is before the course start date")
-    if last_dose > to_local(ctx.now, zone("UTC")).date() + timedelta(days=365):
-        raise InvalidInput.one("last_dose_date", f"{last_dose} is more than a year from today")
     if course.status not in (CourseStatus.active, CourseStatus.completed):
-        raise Conflict(f"status: course is {course.status}")
+        raise Conflict("status", f"course is {course.status}")
     course.last_dose_date = last_dose
     _set_status(session, course, CourseStatus.active, ctx.now)
     replan(session, course=course, ctx=ctx)
@@ -109,18 +111,12 @@ def change_course(
     weeks: Any = None,
 ) -> Course:
     """Move the start date or the planned length; only pending messages are re-planned."""
-    from reminders.validation import parse_weeks
-
-    patient = session.get(Patient, course.patient_id)
-    assert patient is not None
     errors: list[FieldError] = []
     if start_date is not None:
         try:
-            new_start = parse_date(start_date)
-            today = to_local(ctx.now, zone(patient.timezone)).date()
-            if abs(new_start - today) > timedelta(days=365):
-                raise ValueError(f"{new_start} is more than a year from today")
-            course.start_date = new_start
+            course.start_date = parse_date_near(
+                start_date, today=_patient_today(session, course, ctx)
+            )
         except ValueError as exc:
             errors.append(FieldError("start_date", str(exc)))
     if weeks is not None:
@@ -131,7 +127,7 @@ def change_course(
     if errors:
         raise InvalidInput(errors)
     if course.status in (CourseStatus.cancelled,):
-        raise Conflict("status: course is cancelled")
+        raise Conflict("status", "course is cancelled")
     course.updated_at = ctx.now
     session.add(course)
     replan(session, course=course, ctx=ctx)
@@ -148,9 +144,7 @@ def record_event(
         day = parse_date(on)
     except ValueError as exc:
         raise InvalidInput.one("date", str(exc)) from None
-    patient = session.get(Patient, course.patient_id)
-    assert patient is not None
-    today = to_local(ctx.now, zone(patient.timezone)).date()
+    today = _patient_today(session, course, ctx)
     if day > today:
         raise InvalidInput.one("date", f"{day} is in the future")
     if day < today - timedelta(days=30):
@@ -167,6 +161,13 @@ def record_event(
     session.flush()
     replan(session, course=course, ctx=ctx)
     return event
+
+
+def _patient_today(session: Session, course: Course, ctx: Context) -> date:
+    """Today in the patient's own time zone: dates staff give are the patient's dates."""
+    patient = session.get(Patient, course.patient_id)
+    assert patient is not None
+    return local_today(ctx.now, patient.timezone)
 
 
 def _set_status(session: Session, course: Course, status: CourseStatus, now: datetime) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import ScalarSelect, func, or_
 from sqlmodel import Session, col, select
 
+from reminders.lifecycle import cancel_pending
 from reminders.models import (
     Channel,
     ChannelChoice,
@@ -18,13 +20,12 @@ from reminders.models import (
     Message,
     Patient,
 )
-from reminders.outbox import cancel_pending, materialize, zone
+from reminders.outbox import materialize
 from reminders.render import LOCALES
 from reminders.services.clinics import get_clinic
 from reminders.services.common import LIVE_STATUSES, Conflict, Context, NotFound
 from reminders.services.consent import record_consent
 from reminders.services.courses import live_courses, replan
-from reminders.timing import to_local
 from reminders.validation import (
     CHANNELS,
     Enrollment,
@@ -38,10 +39,10 @@ from reminders.validation import (
 
 
 def check_enrollment(
-    session: Session, *, clinic: Clinic, raw: Mapping[str, Any], today: date
+    session: Session, *, clinic: Clinic, raw: Mapping[str, Any], now: datetime
 ) -> Enrollment:
     """Validate an enrolment, including that the contact has no live course at the clinic."""
-    enrollment = validate_enrollment(raw, region=clinic.region, today=today)
+    enrollment = validate_enrollment(raw, region=clinic.region, now=now)
     contacts = []
     if enrollment.phone:
         contacts.append(col(Patient.phone) == enrollment.phone)
@@ -68,8 +69,7 @@ def enroll(
     ctx: Context,
 ) -> tuple[Patient, Course]:
     """Enroll a patient with a course, record their consent, and plan the first messages."""
-    today = to_local(ctx.now, zone(clinic.timezone)).date()
-    data = check_enrollment(session, clinic=clinic, raw=raw, today=today)
+    data = check_enrollment(session, clinic=clinic, raw=raw, now=ctx.now)
     patient = Patient(
         clinic_id=clinic.id,  # type: ignore[arg-type]
         first_name=data.first_name,
@@ -85,7 +85,7 @@ def enroll(
     )
     session.add(patient)
     session.flush()
-    for channel in _chosen(patient):
+    for channel in ChannelChoice(patient.channel).channels:
         record_consent(
             session, patient=patient, channel=channel, opt_in=True, source=source, now=ctx.now
         )
@@ -101,13 +101,6 @@ def enroll(
     session.flush()
     materialize(session, course=course, careplan=ctx.careplan, now=ctx.now, horizon=ctx.horizon)
     return patient, course
-
-
-def _chosen(patient: Patient) -> list[Channel]:
-    choice = ChannelChoice(patient.channel)
-    if choice == ChannelChoice.both:
-        return [Channel.sms, Channel.email]
-    return [Channel(choice.value)]
 
 
 PATIENT_FIELDS = ("first_name", "phone", "email", "channel", "timezone", "locale")
@@ -128,32 +121,53 @@ def current_course(session: Session, *, patient_id: int) -> Course | None:
     ).first()
 
 
-def list_patients(
-    session: Session,
-    *,
-    clinic_id: int | None,
-    status: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> tuple[list[tuple[Patient, Course]], int]:
-    """A page of the clinic's patients with their latest course, and the total that match."""
-    if status is not None and status not in {s.value for s in CourseStatus}:
-        raise InvalidInput.one("status", f"{status!r} is not a course status")
-    latest = (
+def latest_course_id() -> ScalarSelect[int]:
+    """The id of the patient's most recent course, as a subquery correlated to Patient."""
+    return (
         select(func.max(Course.id))
         .where(Course.patient_id == Patient.id)
         .correlate(Patient)
         .scalar_subquery()
     )
+
+
+def list_patients(
+    session: Session,
+    *,
+    clinic_id: int | None,
+    status: str | None = None,
+    search: str = "",
+    newest_first: bool = False,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[tuple[Patient, Course]], int]:
+    """A page of the clinic's patients with their latest course, and the total that match.
+
+    `search` matches the first name or email (any part, any case) or, with three digits or
+    more, the phone number (so "555-0101" finds +12125550101).
+    """
+    if status is not None and status not in {s.value for s in CourseStatus}:
+        raise InvalidInput.one("status", f"{status!r} is not a course status")
     query = (
         select(Patient, Course)
-        .join(Course, col(Course.id) == latest)
+        .join(Course, col(Course.id) == latest_course_id())
         .where(Patient.clinic_id == clinic_id)
     )
     if status is not None:
         query = query.where(Course.status == status)
+    text = search.strip()
+    if text:
+        matches = [
+            func.lower(Patient.first_name).contains(text.lower(), autoescape=True),
+            func.lower(Patient.email).contains(text.lower(), autoescape=True),
+        ]
+        digits = re.sub(r"\D", "", text)
+        if len(digits) >= 3:
+            matches.append(col(Patient.phone).contains(digits, autoescape=True))
+        query = query.where(or_(*matches))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(col(Patient.id)).offset(offset).limit(limit)).all()
+    order = col(Patient.id).desc() if newest_first else col(Patient.id)
+    rows = session.exec(query.order_by(order).offset(offset).limit(limit)).all()
     return [(patient, course) for patient, course in rows], total
 
 
@@ -222,15 +236,15 @@ def update_patient(
     """
     clinic = get_clinic(session, patient.clinic_id)
     values = _check_patient_changes(session, patient=patient, clinic=clinic, changes=changes)
-    before = set(_chosen(patient))
+    before = set(ChannelChoice(patient.channel).channels)
     choice = ChannelChoice(values["channel"])
-    after = (
-        {Channel.sms, Channel.email} if choice == ChannelChoice.both else {Channel(choice.value)}
-    )
+    after = set(choice.channels)
     opted_out = {Channel.sms: patient.sms_opted_out, Channel.email: patient.email_opted_out}
     for added in sorted(after - before):
         if opted_out[added]:
-            raise Conflict(f"channel: the patient opted out of {added}; only they can opt back in")
+            raise Conflict(
+                "channel", f"the patient opted out of {added}; only they can opt back in"
+            )
     for name, value in values.items():
         setattr(patient, name, value)
     patient.channel = choice

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from datetime import datetime
 
 from reminders.channels.base import DeliveryError, OutgoingMessage, Receipt
 
@@ -32,6 +33,14 @@ class ScriptedTransport:
                 raise self.errors.popleft()
             self.sent.append(message)
             return Receipt(provider_id=f"SM{message.outbox_id:032d}")
+
+    def find_sent(self, *, to: str, body: str | Collection[str], since: datetime) -> str | None:
+        """Like a provider's list: the id of an accepted message with this body to `to`."""
+        bodies = {body} if isinstance(body, str) else set(body)
+        for message in self.sent:
+            if message.to == to and message.body in bodies:
+                return f"SM{message.outbox_id:032d}"
+        return None
 
     def close(self) -> None:
         return None

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from reminders.channels.twilio_status import read_status_callback
 from reminders.clock import utcnow
 from reminders.db import session_scope
 from reminders.models import Channel, Course, CourseStatus, MessageStatus, Patient
@@ -22,13 +23,11 @@ def deliver_first_two(site: Site, patient: Patient) -> None:
     first, second = sorted(site.messages(patient.id, "pending"), key=lambda m: m.due_at)[:2]
     with session_scope(site.rt.engine) as session:
         for row, status, code in ((first, "delivered", None), (second, "undelivered", 30003)):
+            form = {"MessageStatus": status, "MessageSid": f"SM{row.id:032d}"}
+            if code:
+                form["ErrorCode"] = str(code)
             record_delivery(
-                session,
-                outbox_id=row.id,
-                provider_id=f"SM{row.id:032d}",
-                status=status,
-                error_code=code,
-                now=utcnow(),
+                session, outbox_id=row.id, report=read_status_callback(form), now=utcnow()
             )
 
 
