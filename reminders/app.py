@@ -1,4 +1,5 @@
-"""Builds the web app: clinic API, Twilio webhooks, unsubscribe links, health and metrics."""
+"""The web process's app, assembled above its parts: the clinic API, the Twilio webhooks, the
+unsubscribe links, health and metrics (reminders/api/) and the clinic pages (reminders/web/)."""
 
 from __future__ import annotations
 

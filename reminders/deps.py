@@ -1,4 +1,5 @@
-"""What routes receive: the runtime, one transaction, the request's instant, the clinic."""
+"""What every route receives, API and web pages alike: the runtime, one transaction, the request's
+instant, the service context, and (for the API) the clinic of the key."""
 
 from __future__ import annotations
 

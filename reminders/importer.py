@@ -30,9 +30,14 @@ class ImportReport:
     enrolled: list[dict[str, int]] = field(default_factory=list)  # row, patient_id, course_id
     errors: list[RowError] = field(default_factory=list)
 
-    @property
-    def ok(self) -> bool:
-        return not self.errors
+
+class ImportRefused(Exception):
+    """An all-or-nothing import with refused rows: raised so the caller's transaction rolls back
+    every row enrolled before the report was made."""
+
+    def __init__(self, report: ImportReport) -> None:
+        super().__init__(f"{len(report.errors)} problems in the file")
+        self.report = report
 
 
 def decode(data: bytes) -> str:
@@ -45,8 +50,9 @@ def decode(data: bytes) -> str:
         raise InvalidInput.one("file", "not UTF-8 text") from None
 
 
-def read_rows(text: str) -> list[dict[str, str]]:
-    """The data rows; the header must name known columns, each once, with the required ones."""
+def read_rows(text: str) -> list[dict[str, str] | RowError]:
+    """The data rows (a row of the wrong width is its error already); the header must name
+    known columns, each once, with the required ones."""
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = next(reader)
@@ -64,14 +70,15 @@ def read_rows(text: str) -> list[dict[str, str]]:
     missing = [name for name in REQUIRED_COLUMNS if name not in columns]
     if missing:
         raise InvalidInput.one(missing[0], "required column is missing")
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, str] | RowError] = []
     try:
         for values in reader:
             if not any(value.strip() for value in values):
                 rows.append({})  # a blank line keeps its number but enrolls nobody
                 continue
             if len(values) != len(columns):
-                rows.append({"__width__": str(len(values))})
+                reason = f"has {len(values)} fields, not as the header"
+                rows.append(RowError(len(rows) + 2, "row", reason))
                 continue
             rows.append(dict(zip(columns, (v.strip() for v in values), strict=True)))
             if len(rows) > MAX_ROWS:
@@ -93,16 +100,14 @@ def import_csv(
     """Enroll every valid row (each in its own savepoint) and report every invalid one."""
     rows = read_rows(decode(data))
     report = ImportReport()
-    width = None
     for index, raw in enumerate(rows):
         number = index + 2
         if progress:
             progress(index + 1, len(rows))
-        if not raw:
+        if isinstance(raw, RowError):
+            report.errors.append(raw)
             continue
-        if "__width__" in raw:
-            width = raw["__width__"]
-            report.errors.append(RowError(number, "row", f"has {width} fields, not as the header"))
+        if not raw:
             continue
         try:
             with session.begin_nested():
@@ -114,4 +119,23 @@ def import_csv(
         report.enrolled.append(
             {"row": number, "patient_id": patient.id, "course_id": course.id}  # type: ignore[dict-item]
         )
+    return report
+
+
+def import_patients(
+    session: Session,
+    *,
+    clinic: Clinic,
+    data: bytes,
+    source: str,
+    ctx: Context,
+    partial: bool,
+    progress: Callable[[int, int], None] | None = None,
+) -> ImportReport:
+    """import_csv, all or nothing unless `partial`: ImportRefused when any row was refused."""
+    report = import_csv(
+        session, clinic=clinic, data=data, source=source, ctx=ctx, progress=progress
+    )
+    if report.errors and not partial:
+        raise ImportRefused(report)
     return report

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
@@ -13,6 +13,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
 from reminders.render import LOCALES
+from reminders.timing import local_today
 
 ENROLL_FIELDS = (
     "first_name",
@@ -27,7 +28,9 @@ ENROLL_FIELDS = (
 )
 REQUIRED_FIELDS = ("first_name", "channel", "timezone", "start_date")
 CHANNELS = ("sms", "email", "both")
-MAX_START_DISTANCE = timedelta(days=365)
+# Dates staff give (a start, a last dose) lie within this of today: months counted from a date
+# far off would overflow while planning, and such a date is a typing mistake.
+MAX_DATE_DISTANCE = timedelta(days=365)
 _TRUE = {"1", "true", "yes", "y", "on"}
 _FALSE = {"", "0", "false", "no", "n", "off"}
 
@@ -112,6 +115,14 @@ def parse_date(value: Any) -> date:
         raise ValueError(f"{value!r} is not a date (use YYYY-MM-DD)") from None
 
 
+def parse_date_near(value: Any, *, today: date) -> date:
+    """A date within a year of `today`, either way; `today` is the patient's local date."""
+    day = parse_date(value)
+    if abs(day - today) > MAX_DATE_DISTANCE:
+        raise ValueError(f"{day} is more than a year from today")
+    return day
+
+
 def parse_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -141,8 +152,11 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def validate_enrollment(raw: Mapping[str, Any], *, region: str, today: date) -> Enrollment:
-    """Check every field of an enrolment; raise InvalidInput naming each bad field."""
+def validate_enrollment(raw: Mapping[str, Any], *, region: str, now: datetime) -> Enrollment:
+    """Check every field of an enrolment; raise InvalidInput naming each bad field.
+
+    The start date is checked against the patient's own today, in their time zone.
+    """
     errors: list[FieldError] = []
     unknown = sorted(set(raw) - set(ENROLL_FIELDS))
     for name in unknown:
@@ -174,9 +188,10 @@ def validate_enrollment(raw: Mapping[str, Any], *, region: str, today: date) -> 
     if channel in ("email", "both") and _blank(raw.get("email")):
         errors.append(FieldError("email", f"required for channel {channel}"))
     timezone = check("timezone", parse_timezone) if not _blank(raw.get("timezone")) else None
-    start = check("start_date", parse_date) if not _blank(raw.get("start_date")) else None
-    if start is not None and abs(start - today) > MAX_START_DISTANCE:
-        errors.append(FieldError("start_date", f"{start} is more than a year from today"))
+    start = None
+    if not _blank(raw.get("start_date")):
+        today = local_today(now, timezone) if timezone else now.date()
+        start = check("start_date", lambda value: parse_date_near(value, today=today))
     weeks = check("weeks", parse_weeks)
     locale = str(raw.get("locale") or "en").strip().lower()
     if locale not in LOCALES:

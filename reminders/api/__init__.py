@@ -1,7 +1,4 @@
-"""The web process: `reminders.api:app` (its runtime is built from the environment)."""
+"""The HTTP API: the clinic API under /v1, Twilio's webhooks, unsubscribe links, health.
 
-from reminders.api.application import create_app
-
-app = create_app()
-
-__all__ = ["app", "create_app"]
+The app that serves them, with the clinic pages, is assembled in reminders/app.py.
+"""

@@ -11,7 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from reminders.api.schemas import ErrorBody, ErrorItem
+from reminders.api.schemas import ErrorBody, ErrorItem, ImportReportOut
+from reminders.importer import ImportRefused
 from reminders.services import Conflict, NotFound
 from reminders.validation import InvalidInput
 
@@ -30,14 +31,6 @@ VALIDATION_RESPONSE: dict[int | str, dict[str, Any]] = {
 CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "The course's state does not allow it"},
 }
-
-
-class ImportRejected(Exception):
-    """A CSV file with invalid rows, imported all-or-nothing: nothing was written."""
-
-    def __init__(self, errors: list[ErrorItem]) -> None:
-        super().__init__(f"{len(errors)} problems in the file")
-        self.errors = errors
 
 
 class PayloadTooLarge(Exception):
@@ -62,14 +55,6 @@ def error_response(
     return JSONResponse(
         body.model_dump(mode="json", exclude_none=True), status_code=status, **kwargs
     )
-
-
-def split_reason(text: str, default_field: str) -> ErrorItem:
-    """ "status: course is paused" -> field status, reason "course is paused"."""
-    field, separator, reason = text.partition(": ")
-    if separator and field and " " not in field:
-        return ErrorItem(field=field, reason=reason)
-    return ErrorItem(field=default_field, reason=text)
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -114,11 +99,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Conflict)
     async def conflict(_request: Request, exc: Conflict) -> JSONResponse:
-        return error_response(409, [split_reason(str(exc), "status")], str(exc))
+        return error_response(409, [ErrorItem(field=exc.field, reason=exc.reason)], str(exc))
 
-    @app.exception_handler(ImportRejected)
-    async def import_rejected(_request: Request, exc: ImportRejected) -> JSONResponse:
-        return error_response(422, exc.errors)
+    @app.exception_handler(ImportRefused)
+    async def import_refused(_request: Request, exc: ImportRefused) -> JSONResponse:
+        return error_response(422, ImportReportOut.of(exc.report).errors)
 
     @app.exception_handler(PayloadTooLarge)
     async def too_large(_request: Request, exc: PayloadTooLarge) -> JSONResponse:

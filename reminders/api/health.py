@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, text
 from sqlmodel import Session, col
 
-from reminders.api.deps import NowDep, RuntimeDep
+from reminders.deps import NowDep, RuntimeDep
 from reminders.models import Message, MessageStatus, WorkerHeartbeat
 
 log = logging.getLogger(__name__)

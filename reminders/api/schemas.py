@@ -10,14 +10,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from reminders.importer import ImportReport
 from reminders.models import (
-    ConsentEvent,
+    Channel,
+    ChannelChoice,
     Course,
-    CourseEvent,
     CourseStatus,
-    Message,
     MessageStatus,
     Patient,
 )
@@ -32,8 +32,6 @@ Email = Annotated[str, Field(max_length=254, pattern=_PRINTABLE, examples=["ana@
 Zone = Annotated[str, Field(max_length=64, pattern=_PRINTABLE, examples=["America/New_York"])]
 Locale = Annotated[str, Field(json_schema_extra={"enum": list(LOCALES)})]
 Weeks = Annotated[int, Field(ge=1, le=104)]
-ChannelName = Literal["sms", "email", "both"]
-CourseStatusName = Literal["active", "paused", "completed", "cancelled"]
 # The outbox status as shown to staff: a pending row is "planned".
 MessageStatusName = Literal[
     "planned",
@@ -77,7 +75,7 @@ class EnrollIn(Strict):
     first_name: Name
     phone: Phone | None = None
     email: Email | None = None
-    channel: ChannelName
+    channel: ChannelChoice
     timezone: Zone
     start_date: date
     weeks: Weeks = 20
@@ -95,7 +93,7 @@ class PatientChange(Strict):
     first_name: Name | None = None
     phone: Phone | None = None
     email: Email | None = None
-    channel: ChannelName | None = None
+    channel: ChannelChoice | None = None
     timezone: Zone | None = None
     locale: Locale | None = None
 
@@ -142,65 +140,44 @@ class ErrorBody(BaseModel):
     detail: list[ErrorItem]
 
 
-class CourseOut(BaseModel):
+class Out(BaseModel):
+    """A response read from a table's row by attribute."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class CourseOut(Out):
     id: int
     patient_id: int
-    status: CourseStatusName
+    status: CourseStatus
     start_date: date
     weeks: int
     last_dose_date: date | None
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, course: Course) -> CourseOut:
-        return cls.model_validate(
-            {
-                "id": course.id,
-                "patient_id": course.patient_id,
-                "status": CourseStatus(course.status).value,
-                "start_date": course.start_date,
-                "weeks": course.weeks,
-                "last_dose_date": course.last_dose_date,
-                "created_at": course.created_at,
-                "updated_at": course.updated_at,
-            }
-        )
 
-
-class PatientOut(BaseModel):
+class PatientOut(Out):
     id: int
-    course_id: int | None
     first_name: str
     phone: str | None
     email: str | None
-    channel: ChannelName
+    channel: ChannelChoice
     timezone: str
     locale: str
     ipledge: bool
     sms_opted_out: bool
     email_opted_out: bool
     created_at: datetime
-    course: CourseOut | None
+    course_id: int | None = None
+    course: CourseOut | None = None
 
     @classmethod
     def of(cls, patient: Patient, course: Course | None) -> PatientOut:
-        return cls.model_validate(
-            {
-                "id": patient.id,
-                "course_id": course.id if course else None,
-                "first_name": patient.first_name,
-                "phone": patient.phone,
-                "email": patient.email,
-                "channel": str(patient.channel),
-                "timezone": patient.timezone,
-                "locale": patient.locale,
-                "ipledge": patient.ipledge,
-                "sms_opted_out": patient.sms_opted_out,
-                "email_opted_out": patient.email_opted_out,
-                "created_at": patient.created_at,
-                "course": CourseOut.of(course) if course else None,
-            }
+        """The patient with their latest course."""
+        latest = CourseOut.model_validate(course) if course else None
+        return cls.model_validate(patient).model_copy(
+            update={"course_id": latest.id if latest else None, "course": latest}
         )
 
 
@@ -211,65 +188,44 @@ class PatientPage(BaseModel):
     offset: int
 
 
-class MessageOut(BaseModel):
+class MessageOut(Out):
     id: int
     course_id: int
     key: str
     topics: list[str]
-    channel: Literal["sms", "email"]
+    channel: Channel
     status: MessageStatusName
     due_at: datetime
     send_after: datetime
     sent_at: datetime | None
     delivered_at: datetime | None
     attempts: int
-    error: str | None
+    error: str | None = Field(validation_alias="last_error")
 
+    @field_validator("topics", mode="before")
     @classmethod
-    def of(cls, row: Message) -> MessageOut:
-        status = MessageStatus(row.status)
-        return cls.model_validate(
-            {
-                "id": row.id,
-                "course_id": row.course_id,
-                "key": row.key,
-                "topics": [topic for topic in row.topics.split(",") if topic],
-                "channel": str(row.channel),
-                "status": "planned" if status == MessageStatus.pending else status.value,
-                "due_at": row.due_at,
-                "send_after": row.send_after,
-                "sent_at": row.sent_at,
-                "delivered_at": row.delivered_at,
-                "attempts": row.attempts,
-                "error": row.last_error,
-            }
-        )
+    def _topics(cls, value: object) -> object:
+        # Stored comma separated, primary first.
+        return [topic for topic in value.split(",") if topic] if isinstance(value, str) else value
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, value: object) -> object:
+        # Staff read a pending row as "planned": it has not been tried yet.
+        return "planned" if value == MessageStatus.pending else value
 
 
 class MessageList(BaseModel):
     items: list[MessageOut]
 
 
-class ConsentOut(BaseModel):
+class ConsentOut(Out):
     id: int
-    channel: Literal["sms", "email"]
+    channel: Channel
     action: Literal["opt_in", "opt_out"]
     source: str
     detail: str
     at: datetime
-
-    @classmethod
-    def of(cls, event: ConsentEvent) -> ConsentOut:
-        return cls.model_validate(
-            {
-                "id": event.id,
-                "channel": str(event.channel),
-                "action": event.action,
-                "source": event.source,
-                "detail": event.detail,
-                "at": event.at,
-            }
-        )
 
 
 class ConsentList(BaseModel):
@@ -280,24 +236,12 @@ class ConsentList(BaseModel):
     email_opted_out: bool
 
 
-class EventOut(BaseModel):
+class EventOut(Out):
     id: int
     course_id: int
     type: str
     date: date
     created_at: datetime
-
-    @classmethod
-    def of(cls, event: CourseEvent) -> EventOut:
-        return cls.model_validate(
-            {
-                "id": event.id,
-                "course_id": event.course_id,
-                "type": event.type,
-                "date": event.date,
-                "created_at": event.created_at,
-            }
-        )
 
 
 class ImportedRow(BaseModel):
@@ -309,3 +253,10 @@ class ImportedRow(BaseModel):
 class ImportReportOut(BaseModel):
     enrolled: list[ImportedRow]
     errors: list[ErrorItem]
+
+    @classmethod
+    def of(cls, report: ImportReport) -> ImportReportOut:
+        return cls(
+            enrolled=[ImportedRow(**entry) for entry in report.enrolled],
+            errors=[ErrorItem(row=e.row, field=e.field, reason=e.reason) for e in report.errors],
+        )

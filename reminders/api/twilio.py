@@ -13,11 +13,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from twilio.request_validator import RequestValidator
 
-from reminders.api.deps import ContextDep, NowDep, RuntimeDep, SessionDep
 from reminders.api.errors import VALIDATION_RESPONSE
 from reminders.api.schemas import ErrorBody
 from reminders.api.texts import TWIML_MEDIA_TYPE, reply_text, twiml
+from reminders.channels.twilio_status import read_status_callback
 from reminders.config import Settings
+from reminders.deps import ContextDep, NowDep, RuntimeDep, SessionDep
 from reminders.inbound import Keyword
 from reminders.privacy import mask_phone
 from reminders.services import InboundOutcome, receive_text, record_delivery
@@ -126,17 +127,9 @@ def status(
     # `outbox` is read here, after the signature, so an unsigned request is always a 403.
     if not (outbox and outbox.isascii() and outbox.isdigit() and 1 <= int(outbox) < 2**31):
         raise InvalidInput.one("outbox", "required, the outbox row id")
-    reported = form.get("MessageStatus") or form.get("SmsStatus") or ""
-    if not reported:
-        raise InvalidInput.one("MessageStatus", "required")
-    code = form.get("ErrorCode", "").strip()
-    changed = record_delivery(
-        session,
-        outbox_id=int(outbox),
-        provider_id=form.get("MessageSid") or None,
-        status=reported,
-        error_code=int(code) if code.isdigit() else None,
-        now=now,
+    report = read_status_callback(form)
+    changed = record_delivery(session, outbox_id=int(outbox), report=report, now=now)
+    log.debug(
+        "outbox %s: %s report %s", outbox, report.delivery, "applied" if changed else "ignored"
     )
-    log.debug("outbox %s: %s report %s", outbox, reported, "applied" if changed else "ignored")
     return Response(status_code=204)

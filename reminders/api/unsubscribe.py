@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import Session
 
-from reminders.api.deps import NowDep, RuntimeDep, SessionDep
 from reminders.api.texts import page
+from reminders.deps import NowDep, RuntimeDep, SessionDep
 from reminders.models import Clinic, Patient
 from reminders.runtime import Runtime
 from reminders.services import get_clinic, patient_by_public_id, unsubscribe_email

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from reminders.api.deps import RuntimeDep
 from reminders.db import session_scope
+from reminders.deps import RuntimeDep
 from reminders.staff import authenticate
 from reminders.web.pages import redirect, render
 from reminders.web.security import PREFIX, FormDep, field, safe_next, sign_in

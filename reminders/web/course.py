@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from reminders.api.clinic import MAX_DATE_DISTANCE
-from reminders.api.deps import NowDep, RuntimeDep
 from reminders.db import session_scope
-from reminders.models import Patient
-from reminders.outbox import zone
+from reminders.deps import NowDep, RuntimeDep
+from reminders.models import Course
 from reminders.planning import PREGNANCY_TEST
 from reminders.preview import preview_course
 from reminders.runtime import Runtime
 from reminders.services import (
     Conflict,
+    Context,
     NotFound,
     change_course,
     consent_history,
@@ -33,8 +33,8 @@ from reminders.services import (
     resume_course,
     stop_course,
 )
-from reminders.timing import to_local
-from reminders.validation import FieldError, InvalidInput, parse_date
+from reminders.timing import to_local, zone
+from reminders.validation import FieldError, InvalidInput
 from reminders.web.pages import as_utc, errors_by_field, redirect, render
 from reminders.web.queries import CHANNEL_NAMES
 from reminders.web.security import PREFIX, FormDep, PageNotFound, Staff, StaffDep, field
@@ -130,48 +130,109 @@ def patient_page(
     return _patient_page(request, rt, staff, _id(patient_id), now)
 
 
-def _date_within_a_year(name: str, text: str, today: date) -> date:
-    """A date near today (months counted from a far date would overflow while planning)."""
-    try:
-        day = parse_date(text)
-    except ValueError as exc:
-        raise InvalidInput.one(name, "required" if not text else str(exc)) from None
-    if abs(day - today) > MAX_DATE_DISTANCE:
-        raise InvalidInput.one(name, f"{day} is more than a year from today")
-    return day
+@dataclass(frozen=True)
+class CourseAction:
+    """One course action on the patient's page: its form, its change and what staff are told."""
+
+    form: str  # the form's name on the page (its id is action-<form>)
+    apply: Callable[[Session, Course, dict[str, str], Context], object]
+    done: str  # the message after it was made; may name the fields, e.g. {last_dose_date}
+    fields: tuple[str, ...] = ()  # the form fields it reads
+    required: tuple[str, ...] = ()  # those of them that must not be empty
 
 
-def _course_action(
+def _stop(session: Session, course: Course, values: dict[str, str], ctx: Context) -> None:
+    if values["confirm"] != "yes":
+        raise InvalidInput.one("confirm", "tick the box to confirm: stopping is final")
+    stop_course(session, course=course, ctx=ctx)
+
+
+def _change(session: Session, course: Course, values: dict[str, str], ctx: Context) -> None:
+    start, weeks = values["start_date"], values["weeks"]
+    if not start and not weeks:
+        raise InvalidInput([FieldError("start_date", "give a new start date or length")])
+    change_course(session, course=course, ctx=ctx, start_date=start or None, weeks=weeks or None)
+
+
+# Each action by its address under /courses/{id}/.
+ACTIONS = {
+    "pause": CourseAction(
+        "pause",
+        lambda session, course, _values, ctx: pause_course(session, course=course, ctx=ctx),
+        "The course is paused: no messages go out until it resumes.",
+    ),
+    "resume": CourseAction(
+        "resume",
+        lambda session, course, _values, ctx: resume_course(session, course=course, ctx=ctx),
+        "The course is resumed from today.",
+    ),
+    "stop": CourseAction(
+        "stop",
+        _stop,
+        "The course is stopped. No more messages will be sent.",
+        fields=("confirm",),
+    ),
+    "end": CourseAction(
+        "end",
+        lambda session, course, values, ctx: end_course(
+            session, course=course, last_dose_date=values["last_dose_date"], ctx=ctx
+        ),
+        "Last dose recorded: {last_dose_date}. The after-course messages count from it.",
+        fields=("last_dose_date",),
+        required=("last_dose_date",),
+    ),
+    "change": CourseAction(
+        "change",
+        _change,
+        "The course is changed; the messages still to come are planned again.",
+        fields=("start_date", "weeks"),
+    ),
+    "pregnancy-test": CourseAction(
+        "test",
+        lambda session, course, values, ctx: record_event(
+            session, course=course, type=PREGNANCY_TEST, on=values["date"], ctx=ctx
+        ),
+        "Pregnancy test of {date} recorded: the monthly steps countdown is planned.",
+        fields=("date",),
+        required=("date",),
+    ),
+}
+
+
+@router.post("/courses/{course_id}/{name}")
+def course_action(
     request: Request,
-    rt: Runtime,
-    staff: Staff,
-    course_text: str,
-    now: datetime,
-    *,
-    action: str,
-    done: str,
-    apply: Callable[[Session, Any, Patient], object],
-    values: dict[str, str] | None = None,
+    course_id: str,
+    name: str,
+    staff: StaffDep,
+    form: FormDep,
+    rt: RuntimeDep,
+    now: NowDep,
 ) -> Response:
     """Apply one change in one transaction; on refusal nothing is kept and the page says why."""
-    course_id = _id(course_text)
+    action = ACTIONS.get(name)
+    if action is None:
+        raise PageNotFound()
+    values = {key: field(form, key) for key in action.fields}
+    missing = [FieldError(key, "required") for key in action.required if not values[key]]
+    course_number = _id(course_id)
     patient_id = None
     try:
         with session_scope(rt.engine) as session:
             try:
-                course = get_course(session, course_id=course_id, clinic_id=staff.clinic_id)
+                course = get_course(session, course_id=course_number, clinic_id=staff.clinic_id)
             except NotFound:
                 raise PageNotFound() from None
             patient_id = course.patient_id
-            patient = session.get(Patient, patient_id)
-            assert patient is not None
-            apply(session, course, patient)
+            if missing:
+                raise InvalidInput(missing)
+            action.apply(session, course, values, rt.context(now))
     except InvalidInput as exc:
         errors = errors_by_field(exc.errors)
     except Conflict as exc:
-        reason = str(exc).partition(": ")[2] or str(exc)
-        errors = {"status": reason[:1].upper() + reason[1:]}
+        errors = {exc.field: exc.reason[:1].upper() + exc.reason[1:]}
     else:
+        done = action.done.format(**values)
         return redirect(request, f"{PREFIX}/patients/{patient_id}", flash=done)
     assert patient_id is not None
     return _patient_page(
@@ -180,147 +241,10 @@ def _course_action(
         staff,
         patient_id,
         now,
-        action=action,
+        action=action.form,
         errors=errors,
         values=values,
         status=409 if "status" in errors else 422,
-    )
-
-
-def _today(patient: Patient, now: datetime) -> date:
-    return to_local(now, zone(patient.timezone)).date()
-
-
-@router.post("/courses/{course_id}/pause")
-def pause(
-    request: Request, course_id: str, staff: StaffDep, form: FormDep, rt: RuntimeDep, now: NowDep
-) -> Response:
-    ctx = rt.context(now)
-    return _course_action(
-        request,
-        rt,
-        staff,
-        course_id,
-        now,
-        action="pause",
-        done="The course is paused: no messages go out until it resumes.",
-        apply=lambda session, course, _patient: pause_course(session, course=course, ctx=ctx),
-    )
-
-
-@router.post("/courses/{course_id}/resume")
-def resume(
-    request: Request, course_id: str, staff: StaffDep, form: FormDep, rt: RuntimeDep, now: NowDep
-) -> Response:
-    ctx = rt.context(now)
-    return _course_action(
-        request,
-        rt,
-        staff,
-        course_id,
-        now,
-        action="resume",
-        done="The course is resumed from today.",
-        apply=lambda session, course, _patient: resume_course(session, course=course, ctx=ctx),
-    )
-
-
-@router.post("/courses/{course_id}/stop")
-def stop(
-    request: Request, course_id: str, staff: StaffDep, form: FormDep, rt: RuntimeDep, now: NowDep
-) -> Response:
-    ctx = rt.context(now)
-
-    def apply(session: Session, course: Any, _patient: Patient) -> None:
-        if field(form, "confirm") != "yes":
-            raise InvalidInput.one("confirm", "tick the box to confirm: stopping is final")
-        stop_course(session, course=course, ctx=ctx)
-
-    return _course_action(
-        request,
-        rt,
-        staff,
-        course_id,
-        now,
-        action="stop",
-        done="The course is stopped. No more messages will be sent.",
-        apply=apply,
-    )
-
-
-@router.post("/courses/{course_id}/end")
-def end(
-    request: Request, course_id: str, staff: StaffDep, form: FormDep, rt: RuntimeDep, now: NowDep
-) -> Response:
-    ctx = rt.context(now)
-    text = field(form, "last_dose_date")
-
-    def apply(session: Session, course: Any, patient: Patient) -> None:
-        day = _date_within_a_year("last_dose_date", text, _today(patient, now))
-        end_course(session, course=course, last_dose_date=day, ctx=ctx)
-
-    return _course_action(
-        request,
-        rt,
-        staff,
-        course_id,
-        now,
-        action="end",
-        done=f"Last dose recorded: {text}. The after-course messages count from it.",
-        apply=apply,
-        values={"last_dose_date": text},
-    )
-
-
-@router.post("/courses/{course_id}/change")
-def change(
-    request: Request, course_id: str, staff: StaffDep, form: FormDep, rt: RuntimeDep, now: NowDep
-) -> Response:
-    ctx = rt.context(now)
-    start, weeks = field(form, "start_date"), field(form, "weeks")
-
-    def apply(session: Session, course: Any, _patient: Patient) -> None:
-        if not start and not weeks:
-            raise InvalidInput([FieldError("start_date", "give a new start date or length")])
-        change_course(
-            session, course=course, ctx=ctx, start_date=start or None, weeks=weeks or None
-        )
-
-    return _course_action(
-        request,
-        rt,
-        staff,
-        course_id,
-        now,
-        action="change",
-        done="The course is changed; the messages still to come are planned again.",
-        apply=apply,
-        values={"start_date": start, "weeks": weeks},
-    )
-
-
-@router.post("/courses/{course_id}/pregnancy-test")
-def pregnancy_test(
-    request: Request, course_id: str, staff: StaffDep, form: FormDep, rt: RuntimeDep, now: NowDep
-) -> Response:
-    ctx = rt.context(now)
-    text = field(form, "date")
-
-    def apply(session: Session, course: Any, _patient: Patient) -> None:
-        if not text:
-            raise InvalidInput.one("date", "required")
-        record_event(session, course=course, type=PREGNANCY_TEST, on=text, ctx=ctx)
-
-    return _course_action(
-        request,
-        rt,
-        staff,
-        course_id,
-        now,
-        action="test",
-        done=f"Pregnancy test of {text} recorded: the monthly steps countdown is planned.",
-        apply=apply,
-        values={"date": text},
     )
 
 

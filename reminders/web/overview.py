@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from reminders.api.deps import NowDep, RuntimeDep
 from reminders.db import session_scope
+from reminders.deps import NowDep, RuntimeDep
 from reminders.web import queries
 from reminders.web.pages import render
 from reminders.web.security import PREFIX, StaffDep

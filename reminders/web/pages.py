@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from reminders.outbox import zone
+from reminders.timing import zone
 from reminders.validation import FieldError
 from reminders.web.security import (
     CSRF_FIELD,

@@ -8,15 +8,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from reminders.api.deps import NowDep, RuntimeDep
 from reminders.db import session_scope
-from reminders.importer import MAX_BYTES, ImportReport, import_csv
+from reminders.deps import NowDep, RuntimeDep
+from reminders.importer import MAX_BYTES, ImportRefused, ImportReport, import_patients
 from reminders.models import CourseStatus
-from reminders.outbox import zone
 from reminders.render import LOCALES
 from reminders.runtime import Runtime
 from reminders.services import enroll, get_clinic
-from reminders.timing import to_local
+from reminders.timing import local_today
 from reminders.validation import CHANNELS, ENROLL_FIELDS, InvalidInput
 from reminders.web import queries
 from reminders.web.pages import errors_by_field, redirect, render
@@ -103,7 +102,7 @@ def _enroll_page(
 
 
 def _today(staff: Staff, now: datetime) -> str:
-    return to_local(now, zone(staff.clinic_timezone)).date().isoformat()
+    return local_today(now, staff.clinic_timezone).isoformat()
 
 
 @router.get("/patients/new")
@@ -171,24 +170,15 @@ def import_form(request: Request, staff: StaffDep) -> Response:
     return _import_page(request, staff)
 
 
-class _NotSaved(Exception):
-    """Rolls an all-or-nothing import back after its report is made."""
-
-    def __init__(self, report: ImportReport) -> None:
-        super().__init__("rows refused")
-        self.report = report
-
-
 def _import(
     rt: Runtime, staff: Staff, data: bytes, *, partial: bool, now: datetime
 ) -> ImportReport:
-    """Run the import in one transaction; _NotSaved rolls it back when a row is refused."""
+    """Run the import in one transaction; ImportRefused rolls it back when a row is refused."""
     with session_scope(rt.engine) as session:
         clinic = get_clinic(session, staff.clinic_id)
-        report = import_csv(session, clinic=clinic, data=data, source="import", ctx=rt.context(now))
-        if report.errors and not partial:
-            raise _NotSaved(report)
-    return report
+        return import_patients(
+            session, clinic=clinic, data=data, source="import", ctx=rt.context(now), partial=partial
+        )
 
 
 @router.post("/import")
@@ -211,6 +201,6 @@ def import_submit(
     except InvalidInput as exc:  # the file itself: encoding, header, size
         reasons = "; ".join(str(error) for error in exc.errors)
         return _import_page(request, staff, partial=partial, file_error=reasons, status=422)
-    except _NotSaved as refused:
+    except ImportRefused as refused:
         return _import_page(request, staff, report=refused.report, partial=partial, status=422)
     return _import_page(request, staff, report=report, saved=True, partial=partial)

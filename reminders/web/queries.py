@@ -5,7 +5,6 @@ Every change goes through reminders.services; these only read, always within one
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +21,7 @@ from reminders.models import (
     MessageStatus,
     Patient,
 )
+from reminders.services import list_patients
 
 PAGE_SIZE = 50
 # What staff should look at: the provider refused the message or it did not arrive.
@@ -44,15 +44,6 @@ class PatientRow:
     last: Message | None  # the latest message that was sent or settled
 
 
-def _latest_course():  # type: ignore[no-untyped-def]
-    return (
-        select(func.max(Course.id))
-        .where(Course.patient_id == Patient.id)
-        .correlate(Patient)
-        .scalar_subquery()
-    )
-
-
 def patient_rows(
     session: Session,
     *,
@@ -62,30 +53,19 @@ def patient_rows(
     offset: int = 0,
     limit: int = PAGE_SIZE,
 ) -> tuple[list[PatientRow], int]:
-    """A page of the clinic's patients with their latest course, next message and last outcome.
+    """A page of the clinic's patients, newest first, with their next message and last outcome.
 
-    `search` matches the first name or email (any part, any case) or, with three digits or
-    more, the phone number (so "555-0101" finds +12125550101).
+    `search` is services.list_patients' (name, email, or three digits of the phone).
     """
-    query = (
-        select(Patient, Course)
-        .join(Course, col(Course.id) == _latest_course())
-        .where(Patient.clinic_id == clinic_id)
+    found, total = list_patients(
+        session,
+        clinic_id=clinic_id,
+        status=status,
+        search=search,
+        newest_first=True,
+        limit=limit,
+        offset=offset,
     )
-    if status:
-        query = query.where(Course.status == status)
-    text = search.strip()
-    if text:
-        matches = [
-            func.lower(Patient.first_name).contains(text.lower(), autoescape=True),
-            func.lower(Patient.email).contains(text.lower(), autoescape=True),
-        ]
-        digits = re.sub(r"\D", "", text)
-        if len(digits) >= 3:
-            matches.append(col(Patient.phone).contains(digits, autoescape=True))
-        query = query.where(or_(*matches))
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    found = session.exec(query.order_by(col(Patient.id).desc()).offset(offset).limit(limit)).all()
     ids = [patient.id for patient, _course in found]
     next_at = dict(
         session.exec(

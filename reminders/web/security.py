@@ -21,9 +21,9 @@ from fastapi import Depends, FastAPI, Request
 from starlette.datastructures import FormData
 from starlette.middleware.sessions import SessionMiddleware
 
-from reminders.api.deps import RuntimeDep
 from reminders.config import Settings
 from reminders.db import session_scope
+from reminders.deps import RuntimeDep
 from reminders.models import StaffUser
 from reminders.services import get_clinic
 from reminders.staff import session_stamp

@@ -20,7 +20,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", StarletteDeprecationWarning)
     from fastapi.testclient import TestClient
 
-from reminders.api import create_app
+from reminders.app import create_app
 from reminders.db import session_scope
 from reminders.models import Clinic, Patient
 from reminders.runtime import Runtime

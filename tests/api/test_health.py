@@ -18,7 +18,7 @@ def test_healthz_is_ok_when_the_database_answers(api: Api) -> None:
 
 
 def test_healthz_is_503_when_the_database_cannot_be_reached(tmp_path) -> None:
-    from reminders.api import create_app
+    from reminders.app import create_app
 
     engine = make_engine(f"sqlite:///{tmp_path}/missing/dir/reminders.db")
     client = TestClient(create_app(make_runtime(engine)))

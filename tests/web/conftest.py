@@ -24,7 +24,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from reminders.api import create_app
+from reminders.app import create_app
 from reminders.clock import utcnow
 from reminders.db import session_scope
 from reminders.models import Clinic, Course, Message, Patient

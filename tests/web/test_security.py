@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 from sqlmodel import Session
 
-from reminders.api import create_app
+from reminders.app import create_app
 from reminders.models import Course, CourseStatus
 from reminders.runtime import Runtime
 from tests.web.conftest import PASSWORD, SECRET, Site, TestClient, csrf, signed_in_client
