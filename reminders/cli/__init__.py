@@ -1,0 +1,16 @@
+"""The `reminders` command: one module per concept, registered on the app in base.py."""
+
+from __future__ import annotations
+
+import logging
+
+from reminders.cli import clinics, courses, operations, patients  # noqa: F401  (registers)
+from reminders.cli.base import app
+
+
+def main() -> None:
+    logging.captureWarnings(True)
+    app()
+
+
+__all__ = ["app", "main"]

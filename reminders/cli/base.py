@@ -1,0 +1,74 @@
+"""What every `reminders` command shares: the app, output formats, clear one-line errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from reminders.careplan import CarePlanError
+from reminders.config import ConfigError, get_settings
+from reminders.logs import setup_logging
+from reminders.runtime import Runtime, build
+from reminders.services import Conflict, NotFound
+from reminders.validation import InvalidInput
+
+app = typer.Typer(
+    help="Plans and delivers the reminders of an isotretinoin course over SMS and email.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+clinic_app = typer.Typer(help="Clinics and their API keys.", no_args_is_help=True)
+course_app = typer.Typer(
+    help="Change a course: pause, resume, stop, end, move.", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+app.add_typer(clinic_app, name="clinic")
+app.add_typer(course_app, name="course")
+staff_app = typer.Typer(help="Staff users who sign in to the clinic pages.", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+
+
+FormatOption = Annotated[Format, typer.Option("--format", help="Output format.")]
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """One line on stderr, a non-zero exit."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def clear_errors() -> Iterator[None]:
+    """Turn the errors a user can fix into one line naming the field, and exit non-zero."""
+    try:
+        yield
+    except (InvalidInput, ConfigError, CarePlanError, Conflict) as exc:
+        fail(str(exc))
+    except NotFound as exc:
+        fail(str(exc), code=3)
+
+
+def runtime() -> Runtime:
+    with clear_errors():
+        settings = get_settings()
+        setup_logging(settings)
+        return build(settings)
+
+
+def emit(fmt: Format, data: Any, text: Callable[[], str]) -> None:
+    if fmt == Format.json:
+        typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    else:
+        typer.echo(text())

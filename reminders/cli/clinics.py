@@ -1,0 +1,88 @@
+"""`reminders clinic ...` and `reminders staff ...`: clinics, their keys, their staff."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from reminders.cli.base import (
+    Format,
+    FormatOption,
+    clear_errors,
+    clinic_app,
+    emit,
+    runtime,
+    staff_app,
+)
+from reminders.clock import utcnow
+from reminders.db import session_scope
+
+
+@clinic_app.command("add")
+def clinic_add(
+    name: Annotated[str, typer.Option(help="The clinic's name, as patients know it.")],
+    tz: Annotated[str, typer.Option(help="Default IANA time zone.")] = "America/New_York",
+    region: Annotated[str, typer.Option(help="Region for national phone numbers.")] = "US",
+    help_contact: Annotated[str, typer.Option(help="Phone or address for questions.")] = "",
+    send_time: Annotated[str, typer.Option(help="Local time messages go out.")] = "10:00",
+    no_ipledge: Annotated[
+        bool, typer.Option("--no-ipledge", help="Never plan iPLEDGE steps.")
+    ] = False,
+    fmt: FormatOption = Format.text,
+) -> None:
+    """Create a clinic; prints its id and its API key (shown only once)."""
+    from reminders.services import create_clinic
+
+    rt = runtime()
+    with clear_errors(), session_scope(rt.engine) as session:
+        clinic, key = create_clinic(
+            session,
+            name=name,
+            timezone=tz,
+            region=region,
+            help_contact=help_contact,
+            send_time=send_time,
+            ipledge=not no_ipledge,
+            now=utcnow(),
+        )
+        session.flush()
+        data = {"id": clinic.id, "name": clinic.name, "api_key": key}
+    emit(fmt, data, lambda: f"clinic {data['id']} created\nAPI key (shown once): {key}")
+
+
+@clinic_app.command("rotate-key")
+def clinic_rotate_key(
+    clinic_id: Annotated[int, typer.Argument(help="Clinic id.")], fmt: FormatOption = Format.text
+) -> None:
+    """Issue a new API key for a clinic; the old one stops working at once."""
+    from reminders.services import rotate_api_key
+
+    rt = runtime()
+    with clear_errors(), session_scope(rt.engine) as session:
+        key = rotate_api_key(session, clinic_id=clinic_id)
+    emit(fmt, {"id": clinic_id, "api_key": key}, lambda: f"new API key (shown once): {key}")
+
+
+@staff_app.command("add")
+def staff_add(
+    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    email: Annotated[str, typer.Option(help="The staff member's email; they sign in with it.")],
+    password: Annotated[
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            help="At least 12 characters; asked for (twice, not shown) when not given.",
+        ),
+    ],
+) -> None:
+    """Add a staff user to a clinic, who can then sign in at /clinic."""
+    from reminders.staff import create_staff
+
+    rt = runtime()
+    with clear_errors(), session_scope(rt.engine) as session:
+        user = create_staff(session, clinic_id=clinic, email=email, password=password, now=utcnow())
+        user_id = user.id
+    typer.echo(f"staff user {user_id} added to clinic {clinic}")

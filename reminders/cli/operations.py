@@ -1,0 +1,86 @@
+"""Running the service: migrations, the worker, a pass of sends, status, the web process, a demo."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from reminders.cli.base import app, clear_errors, db_app, runtime
+from reminders.clock import utcnow
+from reminders.config import get_settings
+from reminders.db import session_scope
+from reminders.logs import setup_logging
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration to DATABASE_URL (run by the Procfile's release phase)."""
+    from reminders.migrations import upgrade
+
+    with clear_errors():
+        settings = get_settings()
+    setup_logging(settings)
+    upgrade(settings.database_url)
+    typer.echo("database is up to date")
+
+
+@app.command("send-due")
+def send_due_command() -> None:
+    """Plan, then send every message that is due now, and exit."""
+    from reminders.worker import send_due
+
+    rt = runtime()
+    with clear_errors():
+        report = send_due(rt)
+    typer.echo(", ".join(f"{k} {v}" for k, v in vars(report).items() if v) or "nothing due")
+
+
+@app.command()
+def worker() -> None:
+    """Run the background worker (planner, dispatcher, reaper) until SIGTERM."""
+    from reminders.channels.registry import build_transports
+    from reminders.worker import run
+
+    rt = runtime()
+    with clear_errors():
+        build_transports(rt.settings)  # a missing provider setting stops the start, clearly
+    run(rt)
+
+
+@app.command()
+def status() -> None:
+    """Backlog and live workers; exits 1 when messages are overdue or no worker is alive."""
+    from reminders.status import collect, render
+
+    rt = runtime()
+    with session_scope(rt.engine) as session:
+        report = collect(session, now=utcnow())
+    typer.echo(render(report))
+    if not report.healthy:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    days: Annotated[int, typer.Option(help="Days of the course to play.")] = 240,
+) -> None:
+    """A tour on a throw-away database: a clinic, three patients, a course played on a clock."""
+    from reminders.demo import run_demo
+
+    run_demo(days=days)
+
+
+@app.command()
+def web(
+    port: Annotated[int, typer.Option(envvar="PORT", help="Port to listen on.")] = 8000,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "0.0.0.0",
+) -> None:
+    """Run the web process: clinic API, Twilio webhooks, unsubscribe links, health, metrics."""
+    import uvicorn
+
+    from reminders.app import create_app
+
+    rt = runtime()
+    # log_config=None leaves logging as set up above, so uvicorn's lines are masked too.
+    uvicorn.run(create_app(rt), host=host, port=port, log_config=None)

@@ -1,0 +1,154 @@
+"""Enrolling patients (one, or a spreadsheet of them) and previewing a course's timeline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reminders.cli.base import Format, FormatOption, app, clear_errors, emit, fail, runtime
+from reminders.clock import utcnow
+from reminders.db import session_scope
+
+
+@app.command()
+def enroll(
+    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    first_name: Annotated[str, typer.Option(help="Patient's first name.")],
+    tz: Annotated[str, typer.Option(help="Patient's IANA time zone.")],
+    start: Annotated[str, typer.Option(help="Course start date, YYYY-MM-DD.")],
+    phone: Annotated[str | None, typer.Option(help="Mobile number.")] = None,
+    email: Annotated[str | None, typer.Option(help="Email address.")] = None,
+    channel: Annotated[str, typer.Option(help="sms, email or both.")] = "sms",
+    weeks: Annotated[int, typer.Option(help="Planned length in weeks.")] = 20,
+    locale: Annotated[str, typer.Option(help="en or es.")] = "en",
+    ipledge: Annotated[bool, typer.Option("--ipledge", help="Plan the iPLEDGE steps.")] = False,
+    fmt: FormatOption = Format.text,
+) -> None:
+    """Enroll a patient with a course starting on START."""
+    from reminders.services import enroll as enroll_patient
+    from reminders.services import get_clinic
+
+    rt = runtime()
+    raw = {
+        "first_name": first_name,
+        "phone": phone,
+        "email": email,
+        "channel": channel,
+        "timezone": tz,
+        "start_date": start,
+        "weeks": weeks,
+        "locale": locale,
+        "ipledge": ipledge,
+    }
+    with clear_errors(), session_scope(rt.engine) as session:
+        found = get_clinic(session, clinic)
+        patient, course = enroll_patient(
+            session, clinic=found, raw=raw, source="staff", ctx=rt.context(utcnow())
+        )
+        data = {"patient_id": patient.id, "course_id": course.id}
+    emit(fmt, data, lambda: f"patient {data['patient_id']} enrolled, course {data['course_id']}")
+
+
+@app.command("import")
+def import_file(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV file with a header row.", exists=True, dir_okay=False, readable=True
+        ),
+    ],
+    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    fmt: FormatOption = Format.text,
+) -> None:
+    """Enroll every valid row of a CSV file; list each invalid row with its reason."""
+    from rich.progress import Progress
+
+    from reminders.importer import import_csv
+    from reminders.services import get_clinic
+
+    rt = runtime()
+    data = file.read_bytes()
+    with (
+        clear_errors(),
+        session_scope(rt.engine) as session,
+        Progress(transient=True, disable=not sys.stderr.isatty() or fmt == Format.json) as bar,
+    ):
+        found = get_clinic(session, clinic)
+        task = bar.add_task("importing", total=None)
+        report = import_csv(
+            session,
+            clinic=found,
+            data=data,
+            source="import",
+            ctx=rt.context(utcnow()),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    result = {"enrolled": report.enrolled, "errors": [vars(e) for e in report.errors]}
+
+    def text() -> str:
+        lines = [f"{len(report.enrolled)} enrolled, {len(report.errors)} rejected"]
+        lines += [f"row {e.row}: {e.field}: {e.reason}" for e in report.errors]
+        return "\n".join(lines)
+
+    emit(fmt, result, text)
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+def preview(
+    course: Annotated[int | None, typer.Option(help="An enrolled course's id.")] = None,
+    start: Annotated[str | None, typer.Option(help="Start date (no database needed).")] = None,
+    tz: Annotated[str, typer.Option(help="Time zone.")] = "America/New_York",
+    weeks: Annotated[int, typer.Option(help="Planned weeks.")] = 20,
+    ipledge: Annotated[bool, typer.Option("--ipledge")] = False,
+    locale: Annotated[str, typer.Option(help="en or es.")] = "en",
+    channel: Annotated[str, typer.Option(help="sms or email.")] = "sms",
+    last_dose: Annotated[str | None, typer.Option(help="Last dose date.")] = None,
+    pregnancy_test: Annotated[
+        list[str] | None, typer.Option(help="Test date (repeatable).")
+    ] = None,
+    clinic_name: Annotated[str, typer.Option(help="Clinic name for the text.")] = "Your Clinic",
+    fmt: FormatOption = Format.text,
+) -> None:
+    """Show a course's whole timeline: local time, UTC, topics, channel and text."""
+    from reminders.preview import preview_course, preview_new
+
+    if (course is None) == (start is None):
+        fail("course: give either --course or --start")
+    rt = runtime()
+    with clear_errors():
+        if course is not None:
+            with session_scope(rt.engine) as session:
+                entries = preview_course(session, rt, course_id=course, now=utcnow())
+        else:
+            entries = preview_new(
+                rt,
+                start=start or "",
+                tz=tz,
+                weeks=weeks,
+                ipledge=ipledge,
+                locale=locale,
+                channel=channel,
+                last_dose=last_dose,
+                tests=pregnancy_test or [],
+                clinic_name=clinic_name,
+                now=utcnow(),
+            )
+
+    def text() -> str:
+        lines = []
+        for e in entries:
+            lines.append(
+                f"{e['local_time'][:16].replace('T', ' ')}  {e['channel']:5}  "
+                f"{e['status']:9} {','.join(e['topics'])}  ({e['key']})"
+            )
+            if e.get("subject"):
+                lines.append(f"    Subject: {e['subject']}")
+            lines.append(f"    {e['body']}")
+        return "\n".join(lines)
+
+    emit(fmt, entries, text)
