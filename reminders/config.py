@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     secret_key: SecretStr = SecretStr("change-me")
 
-    log_format: Literal["text", "json"] = "text"
+    log_format: Literal["auto", "text", "json"] = "auto"
     log_level: str = "INFO"
 
     dispatch_interval: float = Field(

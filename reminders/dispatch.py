@@ -32,6 +32,7 @@ from reminders.claims import claim, finish, finish_sent, release, settle
 from reminders.clock import utcnow
 from reminders.config import Settings
 from reminders.db import session_scope
+from reminders.logs import log_context
 from reminders.models import Channel, Clinic, Course, CourseStatus, Message, MessageStatus, Patient
 from reminders.outbox import zone
 from reminders.privacy import mask_contact
@@ -288,20 +289,25 @@ class Dispatcher:
         row, outgoing = job.row, job.outgoing
         assert outgoing is not None
         transport = self.transports[row.channel]
-        try:
-            receipt = transport.send(outgoing)
-        except DeliveryError as error:
-            return self._failed(job, token, error)
-        except Exception as exc:  # an unexpected bug is retried like a transient failure
-            log.exception("send crashed for outbox %s", row.id)
-            return self._failed(job, token, DeliveryError(type(exc).__name__, permanent=False))
-        if self.after_send is not None:
-            self.after_send(row)
-        recorder.sent(row.id, receipt.provider_id)  # type: ignore[arg-type]
-        log.info(
-            "sent outbox %s (%s %s to %s)", row.id, row.channel, row.key, mask_contact(outgoing.to)
-        )
-        return "accepted"
+        with log_context(outbox_id=row.id, course_id=row.course_id):
+            try:
+                receipt = transport.send(outgoing)
+            except DeliveryError as error:
+                return self._failed(job, token, error)
+            except Exception as exc:  # an unexpected bug is retried like a transient failure
+                log.exception("send crashed for outbox %s", row.id)
+                return self._failed(job, token, DeliveryError(type(exc).__name__, permanent=False))
+            if self.after_send is not None:
+                self.after_send(row)
+            recorder.sent(row.id, receipt.provider_id)  # type: ignore[arg-type]
+            log.info(
+                "sent outbox %s (%s %s to %s)",
+                row.id,
+                row.channel,
+                row.key,
+                mask_contact(outgoing.to),
+            )
+            return "accepted"
 
     def _failed(self, job: Job, token: str, error: DeliveryError) -> str:
         row, patient = job.row, job.patient

@@ -19,6 +19,7 @@ from sqlmodel import col
 from reminders.clock import utcnow
 from reminders.db import session_scope
 from reminders.dispatch import Dispatcher, Job
+from reminders.logs import log_context
 from reminders.models import SENDING, Clinic, Course, Message, MessageStatus, Patient
 from reminders.runtime import Runtime
 
@@ -50,11 +51,12 @@ def reap(runtime: Runtime, dispatcher: Dispatcher, *, limit: int = 200) -> int:
     ids += _unknown_ids(runtime, limit)
 
     def settle(row_id: int) -> int:
-        try:
-            return _settle_unknown(runtime, dispatcher, row_id)
-        except Exception:  # the provider may be down: the row stays `unknown`, tried again later
-            log.exception("reaper: could not settle outbox %s", row_id)
-            return 0
+        with log_context(outbox_id=row_id):
+            try:
+                return _settle_unknown(runtime, dispatcher, row_id)
+            except Exception:  # the provider may be down: the row stays `unknown`, retried later
+                log.exception("reaper: could not settle outbox %s", row_id)
+                return 0
 
     unique = list(dict.fromkeys(ids))
     if not unique:

@@ -23,6 +23,7 @@ from reminders.channels.registry import build_transports
 from reminders.clock import utcnow
 from reminders.db import is_postgres, session_scope
 from reminders.dispatch import Dispatcher, TickReport
+from reminders.logs import bind_worker
 from reminders.models import Message, WorkerHeartbeat
 from reminders.runtime import Runtime
 from reminders.services import plan_all
@@ -115,6 +116,7 @@ def run(runtime: Runtime) -> None:
     stopping = threading.Event()
     dispatcher = make_dispatcher(runtime)
     dispatcher.stopping = stopping.is_set
+    bind_worker(dispatcher.worker_id)
     started = utcnow()
     settings = runtime.settings
     scheduler = BlockingScheduler(timezone=UTC)
