@@ -17,6 +17,7 @@ from reminders.careplan import CarePlanError
 from reminders.clock import utcnow
 from reminders.config import ConfigError, get_settings
 from reminders.db import session_scope
+from reminders.error_reports import init_error_reports
 from reminders.logs import setup_logging
 from reminders.runtime import Runtime, build
 from reminders.services import Conflict, NotFound
@@ -321,6 +322,7 @@ def worker() -> None:
     rt = runtime()
     with clear_errors():
         build_transports(rt.settings)  # a missing provider setting stops the start, clearly
+    init_error_reports(rt.settings, process="worker")
     run(rt)
 
 
@@ -424,6 +426,7 @@ def web(
     from reminders.api import create_app
 
     rt = runtime()
+    init_error_reports(rt.settings, process="web")
     # log_config=None leaves logging as set up above, so uvicorn's lines are masked too.
     uvicorn.run(create_app(rt), host=host, port=port, log_config=None)
 

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "text", "json"] = "auto"
     log_level: str = "INFO"
 
+    sentry_dsn: SecretStr | None = None
+    sentry_environment: str | None = None
+
     dispatch_interval: float = Field(
         default=5.0, gt=0, description="seconds between dispatch ticks"
     )
