@@ -41,8 +41,11 @@ class Settings(BaseSettings):
     public_base_url: str | None = None
     secret_key: SecretStr = SecretStr("change-me")
 
-    log_format: Literal["text", "json"] = "text"
+    log_format: Literal["auto", "text", "json"] = "auto"
     log_level: str = "INFO"
+
+    sentry_dsn: SecretStr | None = None
+    sentry_environment: str | None = None
 
     dispatch_interval: float = Field(
         default=5.0, gt=0, description="seconds between dispatch ticks"

@@ -30,6 +30,7 @@ from reminders.compose import Draft, compose
 from reminders.config import Settings
 from reminders.db import session_scope
 from reminders.jobs import Job, courses_with_sms, load_jobs, reached_recently
+from reminders.logs import log_context
 from reminders.models import Channel, Message, MessageStatus, Patient
 from reminders.privacy import mask_contact
 from reminders.recorder import Recorder
@@ -203,20 +204,20 @@ class Dispatcher:
     def _send_one(self, job: Job, token: str, recorder: Recorder) -> str:
         row, outgoing = job.row, job.outgoing
         assert outgoing is not None
-        try:
-            receipt = self.transports[row.channel].send(outgoing)
-        except DeliveryError as error:
-            return self._failed(job, token, error)
-        except Exception as exc:  # an unexpected bug is retried like a transient failure
-            log.exception("send crashed for outbox %s", row.id)
-            return self._failed(job, token, DeliveryError(type(exc).__name__, permanent=False))
-        if self.after_send is not None:
-            self.after_send(row)
-        recorder.sent(row.id, receipt.provider_id)  # type: ignore[arg-type]
-        log.info(
-            "sent outbox %s (%s %s to %s)", row.id, row.channel, row.key, mask_contact(outgoing.to)
-        )
-        return "accepted"
+        with log_context(outbox_id=row.id, course_id=row.course_id):
+            try:
+                receipt = self.transports[row.channel].send(outgoing)
+            except DeliveryError as error:
+                return self._failed(job, token, error)
+            except Exception as exc:  # an unexpected bug is retried like a transient failure
+                log.exception("send crashed for outbox %s", row.id)
+                return self._failed(job, token, DeliveryError(type(exc).__name__, permanent=False))
+            if self.after_send is not None:
+                self.after_send(row)
+            recorder.sent(row.id, receipt.provider_id)  # type: ignore[arg-type]
+            to = mask_contact(outgoing.to)
+            log.info("sent outbox %s (%s %s to %s)", row.id, row.channel, row.key, to)
+            return "accepted"
 
     def _failed(self, job: Job, token: str, error: DeliveryError) -> str:
         """Decide what a failed send means, then write it once."""

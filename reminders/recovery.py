@@ -22,6 +22,7 @@ from reminders import lifecycle
 from reminders.channels.base import Transport
 from reminders.compose import Draft, compose
 from reminders.db import session_scope
+from reminders.logs import log_context
 from reminders.models import Clinic, Message, MessageStatus, Patient
 from reminders.runtime import Runtime
 
@@ -49,11 +50,12 @@ def reap(runtime: Runtime, senders: Senders, *, limit: int = 200) -> int:
     ids += _abandoned(runtime, now=now, limit=limit)
 
     def settle(row_id: int) -> int:
-        try:
-            return _settle_unknown(runtime, senders, row_id)
-        except Exception:  # the provider may be down: the row stays `unknown`, tried again later
-            log.exception("reaper: could not settle outbox %s", row_id)
-            return 0
+        with log_context(outbox_id=row_id):
+            try:
+                return _settle_unknown(runtime, senders, row_id)
+            except Exception:  # the provider may be down: the row stays `unknown`, retried later
+                log.exception("reaper: could not settle outbox %s", row_id)
+                return 0
 
     unique = list(dict.fromkeys(ids))
     if not unique:

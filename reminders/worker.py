@@ -22,6 +22,7 @@ from sqlmodel import col
 from reminders.channels.registry import build_transports
 from reminders.db import is_postgres, session_scope
 from reminders.dispatch import Dispatcher, TickReport
+from reminders.logs import bind_worker
 from reminders.models import Message, WorkerHeartbeat
 from reminders.recovery import reap
 from reminders.runtime import Runtime
@@ -116,6 +117,7 @@ def run(runtime: Runtime) -> None:
     stopping = threading.Event()
     dispatcher = make_dispatcher(runtime)
     dispatcher.stopping = stopping.is_set
+    bind_worker(dispatcher.worker_id)
     clock = dispatcher.clock
     started = clock()
     settings = runtime.settings
