@@ -311,3 +311,29 @@ def test_add_months_clips_to_the_last_day_of_a_shorter_month(
 
 def test_add_months_keeps_the_day_of_the_month_across_a_year() -> None:
     assert add_months(date(2026, 1, 15), 12) == date(2027, 1, 15)
+
+
+def test_an_entry_is_planned_unconditionally_by_default() -> None:
+    plan = careplan.parse({"message": [message()]})
+
+    assert plan.entries[0].only_if is None
+
+
+def test_an_entry_can_depend_on_the_clinics_lab_reminders() -> None:
+    plan = careplan.parse({"message": [message(only_if="lab_reminders")]})
+
+    assert plan.entries[0].only_if == "lab_reminders"
+
+
+def test_an_unknown_condition_is_an_error_naming_the_field_and_the_choices() -> None:
+    error = error_of({"message": [message(only_if="weekends")]})
+
+    assert "'month_1'.only_if" in error
+    assert "'weekends'" in error
+    assert "lab_reminders" in error
+
+
+def test_a_condition_that_is_not_text_is_an_error() -> None:
+    error = error_of({"message": [message(only_if=True)]})
+
+    assert "'month_1'.only_if" in error
