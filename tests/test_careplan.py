@@ -337,3 +337,25 @@ def test_a_condition_that_is_not_text_is_an_error() -> None:
     error = error_of({"message": [message(only_if=True)]})
 
     assert "'month_1'.only_if" in error
+
+
+def test_the_default_lab_reminder_depends_on_the_clinics_lab_reminders() -> None:
+    entries = {entry.id: entry for entry in careplan.load().entries}
+
+    assert entries["lab_reminder"].only_if == "lab_reminders"
+    assert {entry.id for entry in entries.values() if entry.only_if} == {"lab_reminder"}
+
+
+def test_the_default_plan_warns_in_the_first_week_and_covers_the_common_side_effects() -> None:
+    entries = {entry.id: entry for entry in careplan.load().entries}
+
+    assert entries["first_week"].offset.apply(date(2026, 6, 1)) <= date(2026, 6, 7)
+    for side_effect in ("dry_eyes", "muscle_aches"):
+        day = entries[side_effect].offset.apply(date(2026, 6, 1))
+        assert date(2026, 6, 15) <= day <= date(2026, 7, 13)  # weeks 3 to 6
+
+
+def test_the_default_plan_has_a_milestone_for_every_month_of_a_long_course() -> None:
+    months = [e.params["month"] for e in careplan.load().entries if e.template == "month_milestone"]
+
+    assert months == [1, 2, 3, 4, 5, 6]
