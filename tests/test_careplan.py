@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from reminders import careplan
 from reminders.careplan import CarePlanError, Offset, add_months
 from reminders.config import PROJECT_ROOT
+from reminders.planning import CourseFacts, Rules, plan_course
 from reminders.render import Renderer
 
 RENDERER = Renderer(PROJECT_ROOT / "templates")
@@ -359,3 +361,25 @@ def test_the_default_plan_has_a_milestone_for_every_month_of_a_long_course() -> 
     months = [e.params["month"] for e in careplan.load().entries if e.template == "month_milestone"]
 
     assert months == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_countdown_around_the_monthly_visit_defers_each_month_milestone_not_drops_it() -> None:
+    # Three countdown steps in seven days fill the weekly cap around the visit.
+    start = date(2026, 9, 1)
+    course = CourseFacts(
+        start_date=start,
+        weeks=20,
+        last_dose_date=start + timedelta(weeks=20),
+        plan_from=datetime(2026, 9, 1, 4, 0, tzinfo=UTC),
+        pregnancy_tests=(date(2026, 9, 28), date(2026, 10, 28)),
+    )
+    plan = plan_course(
+        plan=careplan.load(),
+        course=course,
+        rules=Rules(timezone=ZoneInfo("America/New_York"), ipledge=True),
+        now=datetime(2026, 9, 1, 4, 0, tzinfo=UTC),
+    )
+
+    planned = {item.key for message in plan.messages for item in message.items}
+    assert {"month_1", "month_2", "month_3", "month_4"} <= planned
+    assert not [s.key for s in plan.skipped if s.key.startswith("month_")]
