@@ -121,7 +121,7 @@ def _merges(locale: str) -> list[list[Part]]:
     for primary in _primaries(locale):
         others = [nudge for nudge in NUDGES if nudge != primary.template]
         merges.append([primary])
-        for n in range(1, 5):
+        for n in OCCURRENCES:
             for size in range(1, len(others) + 1):
                 for extras in itertools.combinations(others, size):
                     merges.append([primary, *(Part(extra, {"n": n}) for extra in extras)])
