@@ -24,6 +24,8 @@ TOPICS = (
 )
 RECURRING_TOPICS = ("sun_protection", "moisturizer")
 ANCHORS = ("start", "end")
+# Clinic settings an entry can depend on: the planner leaves the entry out when it is off.
+CONDITIONS = ("lab_reminders",)
 DEFAULT_PATH = Path(__file__).with_name("careplan.toml")
 
 _OFFSET = re.compile(r"^(-?\d{1,4})([dwm])$")
@@ -79,6 +81,7 @@ class Entry:
     grace_days: int = 3
     during_course: bool = False
     params: dict[str, Any] = field(default_factory=dict)
+    only_if: str | None = None  # one of CONDITIONS; None: always planned
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,7 @@ def _choice(value: str, allowed: tuple[str, ...], where: str) -> str:
 
 
 _ENTRY_KEYS = {"id", "topic", "anchor", "offset", "priority", "template", "grace_days"}
-_ENTRY_KEYS |= {"during_course", "params"}
+_ENTRY_KEYS |= {"during_course", "params", "only_if"}
 _RECURRING_KEYS = {"id", "topic", "first", "every", "until", "priority", "template"}
 
 
@@ -203,6 +206,9 @@ def parse(data: dict[str, Any]) -> CarePlan:
         grace = _take(table, "grace_days", where, int, 3)
         if grace < 0:
             raise CarePlanError(f"{where}.grace_days: must not be negative")
+        only_if = _take(table, "only_if", where, str, None)
+        if only_if is not None:
+            _choice(only_if, CONDITIONS, f"{where}.only_if")
         entries.append(
             Entry(
                 id=entry_id,
@@ -214,6 +220,7 @@ def parse(data: dict[str, Any]) -> CarePlan:
                 grace_days=grace,
                 during_course=_take(table, "during_course", where, bool, False),
                 params=dict(_take(table, "params", where, dict, {})),
+                only_if=only_if,
             )
         )
     recurring = []

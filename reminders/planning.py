@@ -134,6 +134,8 @@ def candidates(plan: CarePlan, course: CourseFacts, rules: Rules) -> list[Candid
                     priority=nudge.priority,
                     day=day,
                     last_day=next_day - timedelta(days=1),
+                    # The occurrence number lets a template rotate its wording.
+                    params={"n": n + 1},
                 )
             )
     if rules.ipledge:

@@ -6,10 +6,12 @@ import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import css_inline
+from babel.dates import format_skeleton
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
@@ -23,6 +25,17 @@ _GSM7_BASIC = frozenset(
 # Extension table: each character travels as ESC + code, so it costs two septets.
 _GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
 _WHITESPACE = re.compile(r"\s+")
+# Typographic punctuation that word processors and phones put into names, and its GSM-7 form.
+_TYPOGRAPHIC = str.maketrans(
+    {
+        **dict.fromkeys("\u2018\u2019\u201a\u201b\u2032\u2039\u203a\u00b4\u0060", "'"),
+        **dict.fromkeys("\u201c\u201d\u201e\u201f\u2033\u00ab\u00bb", '"'),
+        **dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212", "-"),
+        "\u2026": "...",
+    }
+)
+# A first name in an SMS is cut to this many characters, so no name can push it past its budget.
+SMS_FIRST_NAME_MAX = 20
 
 # The files each template id needs per locale; recurring nudges also need a short SMS form.
 _FILES = (
@@ -45,6 +58,8 @@ class MessageContext:
     ipledge: bool = False
     first: bool = False  # first SMS of the course: add the opt-out line
     unsubscribe_url: str | None = None
+    clinic_phone: str = ""  # at most 20 characters; SMS give it where it fits
+    home_tests: bool = False  # the clinic lets monthly checks be done at home
 
 
 @dataclass(frozen=True)
@@ -75,7 +90,7 @@ class Segments:
 
 def count_segments(text: str) -> Segments:
     """Count the SMS segments of a text; one character outside GSM-7 makes all of it UCS-2."""
-    if all(char in _GSM7_BASIC or char in _GSM7_EXTENSION for char in text):
+    if _is_gsm7(text):
         widths = [2 if char in _GSM7_EXTENSION else 1 for char in text]
         return Segments("GSM-7", _pack(widths, single=160, multi=153), sum(widths))
     widths = [len(char.encode("utf-16-le")) // 2 for char in text]
@@ -97,23 +112,77 @@ def _pack(widths: list[int], *, single: int, multi: int) -> int:
 
 
 def gsm_safe(text: str) -> str:
-    """Fold letters outside GSM-7 to their plain form (María -> Maria) where one exists.
+    """Fold text to GSM-7 where a plain form exists (María -> Maria, Mary’s -> Mary's).
 
-    Names come from clinics and patients; one á would switch a whole SMS to UCS-2 and more
-    than double its segments, so names are folded before they enter an SMS.
+    Names come from clinics and patients; one á or curly apostrophe would switch a whole SMS
+    to UCS-2 and more than double its segments, so names are folded before they enter an SMS.
     """
-    if all(char in _GSM7_BASIC or char in _GSM7_EXTENSION for char in text):
+    if _is_gsm7(text):
         return text
     folded = []
-    for char in text:
+    for char in text.translate(_TYPOGRAPHIC):
         if char in _GSM7_BASIC or char in _GSM7_EXTENSION:
             folded.append(char)
-            continue
-        plain = "".join(
-            c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
-        )
-        folded.append(plain if plain and all(c in _GSM7_BASIC for c in plain) else char)
+        elif unicodedata.category(char) in ("Zs", "Zl", "Zp"):
+            folded.append(" ")  # non-breaking, narrow, ideographic spaces and line separators
+        else:
+            plain = "".join(
+                c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c)
+            )
+            folded.append(plain if plain and all(c in _GSM7_BASIC for c in plain) else char)
     return "".join(folded)
+
+
+def sms_first_name(name: str) -> str:
+    """The first name as an SMS greets the patient: folded, GSM-7 only, at most 20 characters.
+
+    The service accepts first names of up to 80 characters in any script; an SMS must stay
+    within two segments whatever the name, so the name is cut at a word boundary (a single
+    longer word is cut short) and letters with no GSM-7 form are left out.
+    """
+    kept = "".join(char for char in gsm_safe(name) if char in _GSM7_BASIC)
+    words = _one_line(kept).split(" ")
+    result = ""
+    for word in words:
+        candidate = f"{result} {word}" if result else word
+        if len(candidate) > SMS_FIRST_NAME_MAX:
+            break
+        result = candidate
+    if not result and words[0]:
+        result = words[0][:SMS_FIRST_NAME_MAX].rstrip("-'.,")
+    return result
+
+
+def countdown_params(params: Mapping[str, Any], today: date, locale: str) -> dict[str, Any]:
+    """A countdown's params as of the day it is sent: `days_left` and the closing date added.
+
+    Day 1 of the window is the specimen date (a test on Dec 1 closes on Dec 7), and the days
+    left count from the day the message goes out, not the day it was planned. Params without a
+    `test_date` (planned before it was stored) keep their planned `days_left`.
+    """
+    result = dict(params)
+    if "test_date" not in params:
+        return result
+    test_date = date.fromisoformat(str(params["test_date"]))
+    window = int(params.get("window_days", 7))
+    closes = test_date + timedelta(days=window - 1)
+    result["days_left"] = max(0, window - ((today - test_date).days + 1))
+    result["closes"] = format_skeleton("MMMd", closes, locale=locale)
+    return result
+
+
+def rotate(items: Sequence[Any], params: Mapping[str, Any]) -> Any:
+    """The wording for this occurrence of a recurring nudge: item (n - 1) mod len, in turn.
+
+    Rows planned before nudges carried their occurrence number have no `n`: the first item.
+    """
+    if not items:
+        raise ValueError("rotate needs at least one item")
+    return items[(int(params.get("n", 1)) - 1) % len(items)]
+
+
+def _is_gsm7(text: str) -> bool:
+    return all(char in _GSM7_BASIC or char in _GSM7_EXTENSION for char in text)
 
 
 def _one_line(text: str) -> str:
@@ -133,23 +202,57 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self._env.filters["rotate"] = rotate
 
     def sms(self, parts: Sequence[Part], context: MessageContext) -> str:
-        """One-line SMS: the first part in full, the others in their short form."""
+        """One-line SMS: the first part in full, the others in their short form.
+
+        A text that would need more than two segments is rendered again compact: without the
+        patient's name and the sentences a template marks optional (`compact`), such as
+        "Questions? Call us", which the HELP reply also gives. Only if that is still too long
+        (a first SMS, with its legal lines, that also carries routine tips) are the merged
+        tips left out: the primary message and the legal lines always go.
+        """
         primary, *extras = _require(parts)
         context = replace(
-            context, clinic=gsm_safe(context.clinic), first_name=gsm_safe(context.first_name)
+            context,
+            clinic=gsm_safe(context.clinic),
+            clinic_phone=gsm_safe(context.clinic_phone),
+            first_name=sms_first_name(context.first_name),
         )
+        attempts: tuple[tuple[bool, Sequence[Part]], ...] = (
+            (False, extras),
+            (True, extras),
+            (True, ()),
+        )
+        for compact, tips in attempts:
+            text = self._sms_text(primary, tips, context, compact=compact)
+            if count_segments(text).count <= 2:
+                break
+        return text
+
+    def sms_tip(self, part: Part, context: MessageContext) -> str:
+        """The short form of a routine nudge: the line it adds when it rides along in an SMS."""
+        text = self._render(f"sms/{context.locale}/{part.template}.short.txt", context, part.params)
+        return _one_line(text)
+
+    def _sms_text(
+        self, primary: Part, extras: Sequence[Part], context: MessageContext, *, compact: bool
+    ) -> str:
         folder = f"sms/{context.locale}"
+        if compact:
+            context = replace(context, first_name="")
+        body = self._render(
+            f"{folder}/{primary.template}.txt", context, primary.params, compact=compact
+        )
+        tips = [self.sms_tip(extra, context) for extra in extras]
         text = self._render(
             f"{folder}/_message.txt",
             context,
             primary.params,
-            primary=self._render(f"{folder}/{primary.template}.txt", context, primary.params),
-            extras=[
-                self._render(f"{folder}/{extra.template}.short.txt", context, extra.params)
-                for extra in extras
-            ],
+            compact=compact,
+            primary=body,
+            extras=tips,
         )
         return _one_line(text)
 
@@ -200,6 +303,9 @@ class Renderer:
             "ipledge": context.ipledge,
             "first": context.first,
             "unsubscribe_url": context.unsubscribe_url,
+            "clinic_phone": context.clinic_phone,
+            "home_tests": context.home_tests,
+            "compact": False,
             "params": dict(params),
             **extra,
         }

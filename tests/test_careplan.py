@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from reminders import careplan
 from reminders.careplan import CarePlanError, Offset, add_months
 from reminders.config import PROJECT_ROOT
+from reminders.planning import CourseFacts, Rules, plan_course
 from reminders.render import Renderer
 
 RENDERER = Renderer(PROJECT_ROOT / "templates")
@@ -311,3 +313,73 @@ def test_add_months_clips_to_the_last_day_of_a_shorter_month(
 
 def test_add_months_keeps_the_day_of_the_month_across_a_year() -> None:
     assert add_months(date(2026, 1, 15), 12) == date(2027, 1, 15)
+
+
+def test_an_entry_is_planned_unconditionally_by_default() -> None:
+    plan = careplan.parse({"message": [message()]})
+
+    assert plan.entries[0].only_if is None
+
+
+def test_an_entry_can_depend_on_the_clinics_lab_reminders() -> None:
+    plan = careplan.parse({"message": [message(only_if="lab_reminders")]})
+
+    assert plan.entries[0].only_if == "lab_reminders"
+
+
+def test_an_unknown_condition_is_an_error_naming_the_field_and_the_choices() -> None:
+    error = error_of({"message": [message(only_if="weekends")]})
+
+    assert "'month_1'.only_if" in error
+    assert "'weekends'" in error
+    assert "lab_reminders" in error
+
+
+def test_a_condition_that_is_not_text_is_an_error() -> None:
+    error = error_of({"message": [message(only_if=True)]})
+
+    assert "'month_1'.only_if" in error
+
+
+def test_the_default_lab_reminder_depends_on_the_clinics_lab_reminders() -> None:
+    entries = {entry.id: entry for entry in careplan.load().entries}
+
+    assert entries["lab_reminder"].only_if == "lab_reminders"
+    assert {entry.id for entry in entries.values() if entry.only_if} == {"lab_reminder"}
+
+
+def test_the_default_plan_warns_in_the_first_week_and_covers_the_common_side_effects() -> None:
+    entries = {entry.id: entry for entry in careplan.load().entries}
+
+    assert entries["first_week"].offset.apply(date(2026, 6, 1)) <= date(2026, 6, 7)
+    for side_effect in ("dry_eyes", "muscle_aches"):
+        day = entries[side_effect].offset.apply(date(2026, 6, 1))
+        assert date(2026, 6, 15) <= day <= date(2026, 7, 13)  # weeks 3 to 6
+
+
+def test_the_default_plan_has_a_milestone_for_every_month_of_a_long_course() -> None:
+    months = [e.params["month"] for e in careplan.load().entries if e.template == "month_milestone"]
+
+    assert months == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_countdown_around_the_monthly_visit_defers_each_month_milestone_not_drops_it() -> None:
+    # Three countdown steps in seven days fill the weekly cap around the visit.
+    start = date(2026, 9, 1)
+    course = CourseFacts(
+        start_date=start,
+        weeks=20,
+        last_dose_date=start + timedelta(weeks=20),
+        plan_from=datetime(2026, 9, 1, 4, 0, tzinfo=UTC),
+        pregnancy_tests=(date(2026, 9, 28), date(2026, 10, 28)),
+    )
+    plan = plan_course(
+        plan=careplan.load(),
+        course=course,
+        rules=Rules(timezone=ZoneInfo("America/New_York"), ipledge=True),
+        now=datetime(2026, 9, 1, 4, 0, tzinfo=UTC),
+    )
+
+    planned = {item.key for message in plan.messages for item in message.items}
+    assert {"month_1", "month_2", "month_3", "month_4"} <= planned
+    assert not [s.key for s in plan.skipped if s.key.startswith("month_")]

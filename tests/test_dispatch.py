@@ -204,7 +204,7 @@ def test_transient_failures_stop_after_six_attempts(runtime) -> None:
 
 
 @pytest.mark.parametrize("channel", ["sms", "email"])
-def test_the_opt_out_line_goes_only_in_the_first_sms(runtime, channel) -> None:
+def test_the_first_message_lines_go_only_in_the_first_sms(runtime, channel) -> None:
     add_patient(runtime, add_clinic(runtime, NOW), NOW, channel=channel, email="ana@example.com")
     clock = Clock(NOW)
     worker, sms, email = dispatcher(runtime, clock)
@@ -213,5 +213,5 @@ def test_the_opt_out_line_goes_only_in_the_first_sms(runtime, channel) -> None:
         worker.tick()
     sent = sms.sent if channel == "sms" else email.sent
     assert [m.key for m in sent] == ["welcome", "dry_lips"]
-    stop = ["Reply STOP" in m.body for m in sent]
-    assert stop == ([True, False] if channel == "sms" else [False, False])
+    first_lines = ["Msg&data rates may apply" in m.body for m in sent]
+    assert first_lines == ([True, False] if channel == "sms" else [False, False])

@@ -87,4 +87,5 @@ def test_every_planned_message_arrives_once_in_order_at_its_instant(cli, tmp_pat
     assert [m["body"] for m in messages] == [entry["body"] for entry in timeline]
     assert all(m["to"] == "+12125550101" for m in messages)
     assert messages[0]["body"].endswith("Reply STOP to opt out, HELP for help")
-    assert not any("Reply STOP" in m["body"] for m in messages[1:])
+    assert not any("Msg&data rates" in m["body"] for m in messages[1:])
+    assert all("Reply STOP to opt out" in m["body"] for m in messages)

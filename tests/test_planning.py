@@ -477,6 +477,19 @@ def test_routine_nudges_stop_at_an_early_last_dose() -> None:
     assert max(nudge_days) < last_dose
 
 
+def test_each_nudge_carries_its_occurrence_number_for_the_templates() -> None:
+    course = CourseFacts(start_date=SUMMER_START)
+    found = planning.candidates(DEFAULT_PLAN, course, Rules(NEW_YORK))
+
+    sun = [item for item in found if item.topic == "sun_protection"]
+    assert [item.key for item in sun][:3] == [
+        "sun_protection:1",
+        "sun_protection:2",
+        "sun_protection:3",
+    ]
+    assert [item.params for item in sun] == [{"n": n} for n in range(1, len(sun) + 1)]
+
+
 # --- iPLEDGE ------------------------------------------------------------------------------
 
 TEST_DAY = date(2026, 6, 20)

@@ -258,7 +258,14 @@ def test_after_three_days_down_the_course_catches_up_by_the_rules(any_engine) ->
         assert sum(day - timedelta(days=6) <= other <= day for other in days) <= 3
     planned = [rows[key].due_at for _, key in sent_at]
     assert planned == sorted(planned), "caught up in the planned order"
-    assert all(r.status in ("sent", "pending", "expired") for r in rows.values())
+    # A nudge that the catch-up merged into another message leaves its own row cancelled.
+    carried = {
+        item for r in rows.values() if r.status != "cancelled" for item in r.items.split(",")
+    }
+    assert all(
+        r.status in ("sent", "pending", "expired") or (r.status == "cancelled" and r.key in carried)
+        for r in rows.values()
+    )
 
 
 def test_after_weeks_down_only_the_latest_nudge_goes_out_and_the_rest_expire(engine) -> None:
