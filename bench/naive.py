@@ -241,7 +241,7 @@ def _naive_plans(rt: Runtime, db: Database, now: datetime) -> Any:
     for course, patient, clinic in rows:
         plan = plan_course(
             plan=rt.careplan,
-            course=facts_for(course, []),
+            course=facts_for(course, [], patient.timezone),
             rules=rules_for(clinic, patient),
             now=now,
         )

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from reminders.caps import Caps, count_days
 from reminders.models import Channel, Clinic, Course, CourseStatus, Message, MessageStatus, Patient
+from reminders.planning import caps_exempt
 from reminders.timing import local_instant, next_allowed, seconds_until_quiet, to_local, zone
 
 # Not worth handing an SMS to the provider with less time than this before quiet hours.
@@ -39,6 +40,7 @@ class Facts:
     quiet_end: time
     # Other messages that reached the patient lately: message key -> local day.
     reached: Mapping[str, date]
+    caps_exempt: bool = False  # the iPLEDGE countdown: its window closes on a fixed day
 
 
 def facts_for(
@@ -59,6 +61,7 @@ def facts_for(
         quiet_start=clinic.quiet_start,
         quiet_end=clinic.quiet_end,
         reached=reached,
+        caps_exempt=caps_exempt(row.key),
     )
 
 
@@ -110,6 +113,8 @@ def decide(facts: Facts, *, now: datetime, caps: Caps) -> Decision:
         if left < MIN_VALIDITY_SECONDS:
             resume = next_allowed(now + timedelta(seconds=left + 1), facts.zone, **quiet)
             return Defer(resume, "too close to quiet hours")
+    if facts.caps_exempt:
+        return Send()
     today = to_local(now, facts.zone).date()
     # The same message on another channel is the same message: it does not count twice.
     counts = count_days([day for key, day in facts.reached.items() if key != facts.key])

@@ -65,6 +65,8 @@ SENT_STATUSES = frozenset(
 class Clinic(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(max_length=120)
+    # The name SMS use: every SMS names the clinic and must stay within two segments.
+    sms_name: str = Field(default="", max_length=20)
     help_contact: str = Field(default="", max_length=200)
     region: str = Field(default="US", max_length=2)
     timezone: str = Field(default="America/New_York", max_length=64)
@@ -72,6 +74,9 @@ class Clinic(SQLModel, table=True):
     quiet_end: time = Field(default=time(8, 0))
     send_time: time = Field(default=time(10, 0))
     ipledge_enabled: bool = Field(default=True)
+    # The prescriber lets monthly checks during and after the course be taken at home.
+    home_tests: bool = Field(default=False)
+    lab_reminders: bool = Field(default=True)
     api_key_hash: str | None = Field(default=None, max_length=128, index=True)
     created_at: datetime = Field(default_factory=utcnow)
 

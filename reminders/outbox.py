@@ -24,8 +24,16 @@ from reminders.models import (
     MessageStatus,
     Patient,
 )
-from reminders.planning import PREGNANCY_TEST, CourseFacts, History, Plan, Rules, plan_course
-from reminders.timing import zone
+from reminders.planning import (
+    PREGNANCY_TEST,
+    CourseFacts,
+    History,
+    Plan,
+    PregnancyTest,
+    Rules,
+    plan_course,
+)
+from reminders.timing import as_utc, to_local, zone
 
 OPEN_STATUSES = (MessageStatus.pending.value, MessageStatus.cancelled.value)
 
@@ -37,17 +45,24 @@ def rules_for(clinic: Clinic, patient: Patient) -> Rules:
         quiet_start=clinic.quiet_start,
         quiet_end=clinic.quiet_end,
         ipledge=patient.ipledge and clinic.ipledge_enabled,
+        lab_reminders=clinic.lab_reminders,
     )
 
 
-def facts_for(course: Course, events: Sequence[CourseEvent]) -> CourseFacts:
+def facts_for(course: Course, events: Sequence[CourseEvent], timezone: str) -> CourseFacts:
+    """What planning reads of a course; events are dated in the patient's zone `timezone`."""
+    tests = [
+        PregnancyTest(taken=e.date, recorded=to_local(as_utc(e.created_at), zone(timezone)).date())
+        for e in events
+        if e.type == PREGNANCY_TEST
+    ]
     return CourseFacts(
         start_date=course.start_date,
         weeks=course.weeks,
         last_dose_date=course.last_dose_date,
         active=course.status == CourseStatus.active,
         plan_from=course.plan_from,
-        pregnancy_tests=tuple(sorted(e.date for e in events if e.type == PREGNANCY_TEST)),
+        pregnancy_tests=tuple(sorted(tests, key=lambda test: test.taken)),
     )
 
 
@@ -102,7 +117,7 @@ def _plan(
 ) -> Plan:
     return cached_plan(
         careplan,
-        facts_for(course, events),
+        facts_for(course, events, patient.timezone),
         rules_for(clinic, patient),
         history_of(rows),
         now if course.plan_from is None else None,

@@ -13,10 +13,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from reminders.caps import Caps
-from reminders.careplan import RECURRING_TOPICS, CarePlan, Offset
+from reminders.careplan import RECURRING_TOPICS, CarePlan, Entry, Offset
 from reminders.timing import local_instant, next_allowed, to_local
 
 PREGNANCY_TEST = "pregnancy_test"
+# The iPLEDGE countdown's keys: it outranks every other message and the caps never drop it.
+COUNTDOWN_PREFIX = "ipledge_test:"
+
+
+def caps_exempt(key: str) -> bool:
+    """Whether a message goes out on its day whatever the caps say (the iPLEDGE countdown):
+    the patient's prescription window closes on a fixed day, so other messages yield to it."""
+    return key.startswith(COUNTDOWN_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -27,7 +35,16 @@ class Rules:
     send_time: time = time(10, 0)
     quiet_start: time = time(21, 0)
     quiet_end: time = time(8, 0)
-    ipledge: bool = False  # the patient is on the iPLEDGE track and the clinic switched it on
+    ipledge: bool = False  # the patient can become pregnant and the clinic switched iPLEDGE on
+    lab_reminders: bool = True  # the clinic wants the lab reminder of the first months
+
+
+@dataclass(frozen=True)
+class PregnancyTest:
+    """A recorded pregnancy test: its specimen date and the local day staff recorded it."""
+
+    taken: date
+    recorded: date
 
 
 @dataclass(frozen=True)
@@ -36,15 +53,32 @@ class CourseFacts:
 
     start_date: date
     weeks: int = 20
-    last_dose_date: date | None = None
+    last_dose_date: date | None = None  # only the clinic knows it: recorded when it ends a course
     active: bool = True
     plan_from: datetime | None = None  # aware UTC; nothing before it is owed (enrolment, resume)
-    pregnancy_tests: tuple[date, ...] = ()
+    # A plain date is a test recorded the day it was taken.
+    pregnancy_tests: tuple[PregnancyTest, ...] | tuple[date, ...] = ()
+
+    def __post_init__(self) -> None:
+        tests = tuple(
+            test if isinstance(test, PregnancyTest) else PregnancyTest(test, test)
+            for test in self.pregnancy_tests
+        )
+        object.__setattr__(self, "pregnancy_tests", tests)
+
+    @property
+    def tests(self) -> tuple[PregnancyTest, ...]:
+        return self.pregnancy_tests  # type: ignore[return-value]  # made so in __post_init__
+
+    @property
+    def planned_end(self) -> date:
+        return self.start_date + timedelta(weeks=self.weeks)
 
     @property
     def end_date(self) -> date:
-        """The last dose date once set; until then the planned end."""
-        return self.last_dose_date or self.start_date + timedelta(weeks=self.weeks)
+        """The last day on the drug as far as anyone knows: the last dose once recorded, the
+        planned end until then. During-course messages and nudges stop here."""
+        return self.last_dose_date or self.planned_end
 
 
 @dataclass(frozen=True)
@@ -94,27 +128,33 @@ class Skipped:
 class Plan:
     messages: list[PlannedMessage]
     skipped: list[Skipped]
+    # After-course items that wait for the clinic to record the last dose, on the day they
+    # would fall were the planned end the last dose (for the preview).
+    waiting: list[Candidate] = field(default_factory=list)
 
 
-def candidates(plan: CarePlan, course: CourseFacts, rules: Rules) -> list[Candidate]:
-    """Every item of the care plan on its natural local day."""
+def candidates(
+    plan: CarePlan, course: CourseFacts, rules: Rules, *, waiting: list[Candidate] | None = None
+) -> list[Candidate]:
+    """Every item of the care plan on its natural local day.
+
+    Items anchored to the end count from the last dose, which only the clinic knows: until it
+    is recorded they are not planned (a course can be extended; telling someone still on the
+    drug that they may donate blood is a harm). They go to `waiting` instead, when given.
+    """
     start, end = course.start_date, course.end_date
     found: list[Candidate] = []
     for entry in plan.entries:
+        if entry.only_if == "lab_reminders" and not rules.lab_reminders:
+            continue
+        if entry.anchor == "end" and course.last_dose_date is None:
+            if waiting is not None:
+                waiting.append(_entry_candidate(entry, entry.offset.apply(course.planned_end)))
+            continue
         day = entry.offset.apply(start if entry.anchor == "start" else end)
         if entry.during_course and day >= end:
             continue
-        found.append(
-            Candidate(
-                key=entry.id,
-                topic=entry.topic,
-                template=entry.template,
-                priority=entry.priority,
-                day=day,
-                last_day=day + timedelta(days=entry.grace_days),
-                params=entry.params,
-            )
-        )
+        found.append(_entry_candidate(entry, day))
     for nudge in plan.recurring:
         first = nudge.first.apply(start)
         days: list[date] = []
@@ -143,39 +183,67 @@ def candidates(plan: CarePlan, course: CourseFacts, rules: Rules) -> list[Candid
     return found
 
 
+def _entry_candidate(entry: Entry, day: date) -> Candidate:
+    return Candidate(
+        key=entry.id,
+        topic=entry.topic,
+        template=entry.template,
+        priority=entry.priority,
+        day=day,
+        last_day=day + timedelta(days=entry.grace_days),
+        params=entry.params,
+    )
+
+
 def _ipledge_candidates(plan: CarePlan, course: CourseFacts) -> Iterable[Candidate]:
     steps = plan.ipledge
+    taken = [test.taken for test in course.tests]
     month = 1
     while (visit := course.start_date + timedelta(days=steps.monthly_every_days * month)) <= (
         course.end_date
     ):
         day = visit - timedelta(days=steps.monthly_lead_days)
+        last_day = min(visit, day + timedelta(days=steps.monthly_grace_days))
+        month += 1
+        if any(day - timedelta(days=steps.window_days) < test <= last_day for test in taken):
+            # This month's test is recorded: its countdown says what the reminder would.
+            continue
         yield Candidate(
-            key=f"ipledge_monthly:{month}",
+            key=f"ipledge_monthly:{month - 1}",
             topic="ipledge",
             template=steps.monthly_template,
             priority=steps.priority,
             day=day,
-            last_day=min(visit, day + timedelta(days=steps.monthly_grace_days)),
-            params={"month": month},
+            last_day=last_day,
+            params={"month": month - 1},
         )
-        month += 1
-    for test_day in course.pregnancy_tests:
+    tests = sorted(course.tests, key=lambda test: test.taken)
+    for number_of_test, test in enumerate(tests):
         # Day 1 is the test's specimen date; the window closes at the end of day `window_days`.
-        close = test_day + timedelta(days=steps.window_days - 1)
+        # A newer test (a repeat after a missed window is allowed at once) ends this countdown.
+        close = test.taken + timedelta(days=steps.window_days - 1)
+        if number_of_test + 1 < len(tests):
+            close = min(close, tests[number_of_test + 1].taken - timedelta(days=1))
         days = steps.countdown_days
         for index, number in enumerate(days):
-            day = test_day + timedelta(days=number - 1)
+            day = test.taken + timedelta(days=number - 1)
+            if day < test.recorded or day > close:
+                continue  # recorded late, or superseded: only the reminders still ahead
             following = days[index + 1] if index + 1 < len(days) else None
-            last = test_day + timedelta(days=following - 2) if following else close
+            last = test.taken + timedelta(days=following - 2) if following else close
             yield Candidate(
-                key=f"ipledge_test:{test_day.isoformat()}:day{number}",
+                key=f"{COUNTDOWN_PREFIX}{test.taken.isoformat()}:day{number}",
                 topic="ipledge",
                 template=steps.countdown_template,
                 priority=steps.priority + 1,
                 day=day,
-                last_day=max(day, last),
-                params={"day": number, "days_left": steps.window_days - number},
+                last_day=min(close, max(day, last)),
+                # The days left are counted when the message is sent (compose), from these.
+                params={
+                    "day": number,
+                    "test_date": test.taken.isoformat(),
+                    "window_days": steps.window_days,
+                },
             )
 
 
@@ -195,6 +263,7 @@ def plan_course(
     history = history or History()
     if not course.active:
         return Plan([], [])
+    waiting: list[Candidate] = []
     zone = rules.timezone
     begin = course.plan_from or now
     begin_slot = next_allowed(begin, zone, quiet_start=rules.quiet_start, quiet_end=rules.quiet_end)
@@ -207,7 +276,7 @@ def plan_course(
 
     skipped: list[Skipped] = []
     todo: list[Candidate] = []
-    for item in candidates(plan, course, rules):
+    for item in candidates(plan, course, rules, waiting=waiting):
         if item.key in history.done:
             continue
         if item.topic == "welcome":
@@ -227,7 +296,10 @@ def plan_course(
     for item in todo:
         if item.mergeable and placed.get(item.day) and _merge(item, placed[item.day]):
             continue
-        free_day = _first_free_day(item, occupied, caps, begin_day)
+        if caps_exempt(item.key):
+            free_day: date | None = item.day  # placed first: only what was sent shares its day
+        else:
+            free_day = _first_free_day(item, occupied, caps, begin_day)
         if free_day is not None:
             placed.setdefault(free_day, []).append([item])
             occupied[free_day.toordinal()] = occupied.get(free_day.toordinal(), 0) + 1
@@ -255,7 +327,7 @@ def plan_course(
                     local_due=to_local(slot, zone),
                 )
             )
-    return Plan(messages, skipped)
+    return Plan(messages, skipped, waiting)
 
 
 def _days(first: date, last: date) -> Iterable[date]:

@@ -10,10 +10,11 @@ from sqlmodel import Session
 from reminders.compose import Draft, compose
 from reminders.models import Channel, ChannelChoice, Clinic, Course, MessageStatus, Patient
 from reminders.outbox import channels_for, plan_for, rules_for
-from reminders.planning import CourseFacts, Plan, plan_course
+from reminders.planning import CourseFacts, Plan, PregnancyTest, plan_course
 from reminders.render import Part
 from reminders.runtime import Runtime
 from reminders.services import get_course
+from reminders.services.clinics import sms_name_for
 from reminders.timing import local_instant, to_local, zone
 from reminders.validation import InvalidInput, parse_date, parse_timezone
 
@@ -46,6 +47,7 @@ def _entry(
         "status": status,
         "due_at": due_at.isoformat().replace("+00:00", "Z"),
         "local_time": to_local(due_at, zone(patient.timezone)).isoformat(),
+        "timezone": patient.timezone,
     }
     if message.subject is not None:
         entry["subject"] = message.subject
@@ -74,7 +76,29 @@ def _planned(
                 )
             )
         first = False
+    # After-course messages wait for the clinic to record the last dose; shown on the day
+    # they would fall were the planned end the last dose.
+    tz = zone(patient.timezone)
+    for item in plan.waiting:
+        for channel in channels:
+            draft = Draft(0, 0, item.key, channel, (Part(item.template, dict(item.params)),))
+            entries.append(
+                _entry(
+                    rt,
+                    draft,
+                    clinic=clinic,
+                    patient=patient,
+                    topics=[item.topic],
+                    due_at=local_instant(item.day, clinic.send_time, tz),
+                    status=WAITING,
+                    first=False,
+                )
+            )
     return entries
+
+
+# The status of a message that goes out only once the clinic records the last dose.
+WAITING = "waiting_for_clinic"
 
 
 def preview_new(
@@ -106,7 +130,11 @@ def preview_new(
         raise InvalidInput.one("locale", f"{locale!r} is not one of {', '.join(LOCALES)}")
     if channel not in ("sms", "email"):
         raise InvalidInput.one("channel", f"{channel!r} is not sms or email")
-    clinic = Clinic(name=clinic_name, help_contact="")
+    try:
+        sms_name = sms_name_for(clinic_name, None)
+    except ValueError:
+        sms_name = ""  # the whole name, as the clinic would be asked to shorten it
+    clinic = Clinic(name=clinic_name, sms_name=sms_name, help_contact="")
     patient = Patient(
         clinic_id=0,
         first_name="Alex",
@@ -122,7 +150,10 @@ def preview_new(
         weeks=weeks,
         last_dose_date=parsed("last_dose", parse_date, last_dose) if last_dose else None,
         plan_from=local_instant(start_date, time(0, 0), zone(tz)),
-        pregnancy_tests=tuple(sorted(parsed("pregnancy_test", parse_date, t) for t in tests)),
+        pregnancy_tests=tuple(
+            PregnancyTest(taken=day, recorded=day)
+            for day in sorted(parsed("pregnancy_test", parse_date, t) for t in tests)
+        ),
     )
     plan = plan_course(plan=rt.careplan, course=course, rules=rules_for(clinic, patient), now=now)
     return _planned(rt, plan, clinic, patient, [Channel(channel)], first=True)

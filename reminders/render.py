@@ -90,7 +90,7 @@ class Segments:
 
 def count_segments(text: str) -> Segments:
     """Count the SMS segments of a text; one character outside GSM-7 makes all of it UCS-2."""
-    if _is_gsm7(text):
+    if is_gsm7(text):
         widths = [2 if char in _GSM7_EXTENSION else 1 for char in text]
         return Segments("GSM-7", _pack(widths, single=160, multi=153), sum(widths))
     widths = [len(char.encode("utf-16-le")) // 2 for char in text]
@@ -117,7 +117,7 @@ def gsm_safe(text: str) -> str:
     Names come from clinics and patients; one á or curly apostrophe would switch a whole SMS
     to UCS-2 and more than double its segments, so names are folded before they enter an SMS.
     """
-    if _is_gsm7(text):
+    if is_gsm7(text):
         return text
     folded = []
     for char in text.translate(_TYPOGRAPHIC):
@@ -181,7 +181,8 @@ def rotate(items: Sequence[Any], params: Mapping[str, Any]) -> Any:
     return items[(int(params.get("n", 1)) - 1) % len(items)]
 
 
-def _is_gsm7(text: str) -> bool:
+def is_gsm7(text: str) -> bool:
+    """Whether every character of `text` has a GSM-7 code (so an SMS of it is not UCS-2)."""
     return all(char in _GSM7_BASIC or char in _GSM7_EXTENSION for char in text)
 
 

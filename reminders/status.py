@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import ColumnElement, func, select
 from sqlmodel import Session, col
 
 from reminders.models import Message, MessageStatus, WorkerHeartbeat
+from reminders.services import courses_to_confirm
 
 OVERDUE_AFTER = timedelta(minutes=5)
+SHOWN = 20  # courses to confirm listed one by one
 ALIVE_WITHIN = timedelta(minutes=1)
 
 
@@ -22,6 +24,8 @@ class StatusReport:
     unknown: int
     failed_today: int
     workers: list[tuple[str, datetime]] = field(default_factory=list)
+    # Courses near or past their planned end with no last dose: (course id, planned end).
+    to_confirm: list[tuple[int, date]] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:
@@ -51,6 +55,10 @@ def collect(session: Session, *, now: datetime) -> StatusReport:
             col(Message.updated_at) >= day_start,
         ),
         workers=[(worker_id, seen) for worker_id, seen in workers],
+        to_confirm=[
+            (course.id, course.start_date + timedelta(weeks=course.weeks))  # type: ignore[misc]
+            for course, _patient in courses_to_confirm(session, now=now)
+        ],
     )
 
 
@@ -64,5 +72,12 @@ def render(report: StatusReport) -> str:
         f"live workers:       {len(report.workers)}",
     ]
     lines += [f"  {worker_id} (seen {seen:%H:%M:%S} UTC)" for worker_id, seen in report.workers]
+    lines.append(f"to confirm the end: {len(report.to_confirm)} (last dose or extend)")
+    lines += [
+        f"  course {course_id}: planned end {end}, no last dose recorded"
+        for course_id, end in report.to_confirm[:SHOWN]
+    ]
+    if len(report.to_confirm) > SHOWN:
+        lines.append(f"  ... and {len(report.to_confirm) - SHOWN} more")
     lines.append("healthy" if report.healthy else "UNHEALTHY")
     return "\n".join(lines)

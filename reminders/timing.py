@@ -18,6 +18,11 @@ def to_utc(local: datetime) -> datetime:
     return local.astimezone(UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """An aware UTC instant (SQLite hands back naive datetimes, which are UTC here)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 def to_local(instant: datetime, zone: ZoneInfo) -> datetime:
     """An aware instant in `zone`."""
     return instant.astimezone(zone)

@@ -92,7 +92,16 @@ def test_send_due_delivers_sms_and_email_once_each_with_every_field(env, twilio,
     with freeze_time(NOW):
         cli("db", "upgrade")
         clinic = json.loads(
-            cli("clinic", "add", "--name", "Riverside Dermatology", "--format", "json").stdout
+            cli(
+                "clinic",
+                "add",
+                "--name",
+                "Riverside Dermatology",
+                "--sms-name",
+                "Riverside Derm",
+                "--format",
+                "json",
+            ).stdout
         )["id"]
         common = [
             "enroll",
@@ -137,7 +146,7 @@ def test_send_due_delivers_sms_and_email_once_each_with_every_field(env, twilio,
         row = next(r for r in rows.values() if r.provider_id == message.sid)
         assert row.status == "sent"
         assert fields["MessagingServiceSid"] == SERVICE_SID and "From" not in fields
-        assert fields["Body"].startswith("Riverside Dermatology: ")
+        assert fields["Body"].startswith("Riverside Derm: ")
         assert fields["Body"].endswith("Reply STOP to opt out, HELP for help")
         assert fields["StatusCallback"] == f"{PUBLIC}/webhooks/twilio/status?outbox={row.id}"
         # 14:00 in New York: quiet hours start in 7 hours, beyond Twilio's 4-hour hold.
@@ -318,7 +327,9 @@ def test_logs_carry_no_phone_number_body_or_secret(delivery, twilio, caplog) -> 
     assert "outbox" in text  # the dispatcher did log
     assert "+12125550101" not in text and "2125550101" not in text
     assert twilio.auth_token not in text
-    assert "Riverside Dermatology:" not in text and "lip balm" not in text
+    body = twilio.messages[-1].fields["Body"]  # what was sent, word for word
+    assert body.startswith("Riverside: ")
+    assert body not in text and body.removeprefix("Riverside: ")[:40] not in text
 
 
 def test_a_batch_of_500_is_concurrent_and_never_exceeds_the_rate(engine, smtp) -> None:

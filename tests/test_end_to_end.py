@@ -65,6 +65,8 @@ def test_every_planned_message_arrives_once_in_order_at_its_instant(cli, tmp_pat
                 "json",
             )
         )
+        # After-care is planned only from a last dose the clinic records: here, up front.
+        cli("course", "end", str(enrolled["course_id"]), "--last-dose", "2026-07-21")
         timeline = json.loads(
             cli("preview", "--course", str(enrolled["course_id"]), "--format", "json")
         )

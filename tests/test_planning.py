@@ -12,6 +12,7 @@ import pytest
 from reminders import careplan, planning
 from reminders.careplan import CarePlan
 from reminders.planning import CourseFacts, History, Plan, PlannedMessage, Rules
+from reminders.render import countdown_params
 from reminders.timing import is_quiet
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -436,17 +437,23 @@ def test_a_paused_course_plans_nothing() -> None:
 def test_post_course_messages_count_from_the_last_dose_when_it_is_set() -> None:
     plan = course_plan(SUMMER_START, last_dose_date=date(2026, 9, 15))
 
-    assert day_of(plan, "end_of_course") == date(2026, 9, 15)
+    assert day_of(plan, "end_of_course") == date(2026, 9, 16)  # the day after the last dose
     assert day_of(plan, "after_1_month") == date(2026, 10, 15)
     assert day_of(plan, "after_6_months") == date(2027, 3, 15)
 
 
-def test_post_course_messages_count_from_the_planned_end_until_the_last_dose_is_set() -> None:
+def test_nothing_after_the_course_is_planned_until_the_clinic_records_the_last_dose() -> None:
     plan = course_plan(SUMMER_START, weeks=20)
 
-    assert day_of(plan, "end_of_course") == SUMMER_END
-    assert day_of(plan, "after_1_month") == date(2026, 11, 19)
-    assert day_of(plan, "after_6_months") == date(2027, 4, 19)
+    after = {"end_of_course", "after_1_month", "after_6_months"}
+    assert not after & set(by_key(plan))
+    # They wait for the clinic, shown on the days the planned end would give them.
+    waiting = {item.key: item.day for item in plan.waiting}
+    assert waiting == {
+        "end_of_course": SUMMER_END + timedelta(days=1),
+        "after_1_month": date(2026, 11, 19),
+        "after_6_months": date(2027, 4, 19),
+    }
 
 
 def test_moving_the_last_dose_moves_the_post_course_messages() -> None:
@@ -518,14 +525,18 @@ def test_a_pregnancy_test_adds_a_countdown_keyed_by_its_date_and_day() -> None:
     ]
 
 
-def test_the_countdown_says_which_day_it_is_and_how_many_days_are_left() -> None:
+def test_the_countdown_counts_its_days_left_on_the_day_it_is_sent() -> None:
     countdown = [item for item in ipledge_items(ipledge=True) if ":day" in item.key]
 
+    test = TEST_DAY.isoformat()
     assert [dict(item.params) for item in countdown] == [
-        {"day": 1, "days_left": 6},
-        {"day": 5, "days_left": 2},
-        {"day": 7, "days_left": 0},
+        {"day": day, "test_date": test, "window_days": 7} for day in (1, 5, 7)
     ]
+    left = [countdown_params(item.params, item.day, "en")["days_left"] for item in countdown]
+    assert left == [6, 2, 0]
+    # Sent a day late (the caps or quiet hours moved it), it says a day less.
+    late = countdown_params(countdown[0].params, countdown[0].day + timedelta(days=1), "en")
+    assert late["days_left"] == 5
 
 
 def test_the_last_countdown_step_expires_at_the_end_of_the_seven_day_window() -> None:

@@ -31,7 +31,7 @@ from reminders.api.schemas import (
     PatientOut,
     PatientPage,
 )
-from reminders.deps import ClinicDep, ContextDep, SessionDep
+from reminders.deps import ClinicDep, ContextDep, NowDep, SessionDep
 from reminders.importer import import_patients
 from reminders.models import Clinic, Course, CourseStatus, MessageStatus
 from reminders.services import (
@@ -51,6 +51,7 @@ from reminders.services import (
     stop_course,
     update_patient,
 )
+from reminders.timing import local_today
 from reminders.validation import InvalidInput
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
@@ -68,13 +69,14 @@ def create_patient(
     """Enroll a patient with a course; the first messages are planned at once."""
     raw = body.model_dump(mode="json")
     patient, course = enroll(session, clinic=clinic, raw=raw, source=SOURCE, ctx=ctx)
-    return PatientOut.of(patient, course)
+    return PatientOut.of(patient, course, now=ctx.now)
 
 
 @router.get("/patients", tags=["patients"])
 def read_patients(
     clinic: ClinicDep,
     session: SessionDep,
+    now: NowDep,
     status: Annotated[CourseStatus | None, Query(description="Course status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
@@ -87,14 +89,16 @@ def read_patients(
         limit=limit,
         offset=offset,
     )
-    items = [PatientOut.of(patient, course) for patient, course in rows]
+    items = [PatientOut.of(patient, course, now=now) for patient, course in rows]
     return PatientPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/patients/{patient_id}", tags=["patients"])
-def read_patient(patient_id: PatientId, clinic: ClinicDep, session: SessionDep) -> PatientOut:
+def read_patient(
+    patient_id: PatientId, clinic: ClinicDep, session: SessionDep, now: NowDep
+) -> PatientOut:
     patient = get_patient(session, patient_id=patient_id, clinic_id=clinic.id)
-    return PatientOut.of(patient, current_course(session, patient_id=patient_id))
+    return PatientOut.of(patient, current_course(session, patient_id=patient_id), now=now)
 
 
 @router.patch("/patients/{patient_id}", tags=["patients"], responses=CONFLICT_RESPONSE)
@@ -111,7 +115,7 @@ def change_patient(
     if not changes:
         raise InvalidInput.one("body", "give at least one field to change")
     update_patient(session, patient=patient, changes=changes, source=SOURCE, ctx=ctx)
-    return PatientOut.of(patient, current_course(session, patient_id=patient_id))
+    return PatientOut.of(patient, current_course(session, patient_id=patient_id), now=ctx.now)
 
 
 @router.get("/patients/{patient_id}/messages", tags=["patients"])
@@ -152,7 +156,8 @@ def _act(
 ) -> CourseOut:
     course: Course = get_course(session, course_id=course_id, clinic_id=clinic.id)
     action(session, course=course, ctx=ctx, **kwargs)
-    return CourseOut.model_validate(course)
+    patient = get_patient(session, patient_id=course.patient_id, clinic_id=clinic.id)
+    return CourseOut.of(course, today=local_today(ctx.now, patient.timezone))
 
 
 @router.post("/courses/{course_id}/pause", tags=["courses"], responses=CONFLICT_RESPONSE)

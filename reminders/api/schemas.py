@@ -22,6 +22,8 @@ from reminders.models import (
     Patient,
 )
 from reminders.render import LOCALES
+from reminders.services.courses import end_to_confirm
+from reminders.timing import local_today
 
 # No control characters: they have no place in a name or an address, and PostgreSQL refuses NUL.
 _PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
@@ -153,8 +155,20 @@ class CourseOut(Out):
     start_date: date
     weeks: int
     last_dose_date: date | None
+    end_to_confirm: bool = Field(
+        default=False,
+        description="The planned end is a week away or past and no last dose is recorded: "
+        "confirm the last dose (POST .../end) or extend the course (PATCH weeks)",
+    )
     created_at: datetime
     updated_at: datetime
+
+    @classmethod
+    def of(cls, course: Course, *, today: date) -> CourseOut:
+        """The course as staff see it on the patient's `today`."""
+        return cls.model_validate(course).model_copy(
+            update={"end_to_confirm": end_to_confirm(course, today=today)}
+        )
 
 
 class PatientOut(Out):
@@ -173,9 +187,10 @@ class PatientOut(Out):
     course: CourseOut | None = None
 
     @classmethod
-    def of(cls, patient: Patient, course: Course | None) -> PatientOut:
+    def of(cls, patient: Patient, course: Course | None, *, now: datetime) -> PatientOut:
         """The patient with their latest course."""
-        latest = CourseOut.model_validate(course) if course else None
+        today = local_today(now, patient.timezone)
+        latest = CourseOut.of(course, today=today) if course else None
         return cls.model_validate(patient).model_copy(
             update={"course_id": latest.id if latest else None, "course": latest}
         )

@@ -60,11 +60,28 @@ def clear_errors() -> Iterator[None]:
         fail(str(exc), code=3)
 
 
+# Runtimes built by the running command: their connections close when it ends.
+_built: list[Runtime] = []
+
+
+@app.callback()
+def _command(context: typer.Context) -> None:
+    context.call_on_close(_close_runtimes)
+
+
+def _close_runtimes() -> None:
+    while _built:
+        _built.pop().engine.dispose()
+
+
 def runtime() -> Runtime:
+    """The command's runtime; its database connections close when the command ends."""
     with clear_errors():
         settings = get_settings()
         setup_logging(settings)
-        return build(settings)
+        rt = build(settings)
+    _built.append(rt)
+    return rt
 
 
 def emit(fmt: Format, data: Any, text: Callable[[], str]) -> None:

@@ -29,9 +29,25 @@ def clinic_add(
     no_ipledge: Annotated[
         bool, typer.Option("--no-ipledge", help="Never plan iPLEDGE steps.")
     ] = False,
+    sms_name: Annotated[
+        str | None,
+        typer.Option(
+            help="The name SMS give, at most 20 characters (default: the name, or its first "
+            "words when it is longer)."
+        ),
+    ] = None,
+    home_tests: Annotated[
+        bool,
+        typer.Option(
+            "--home-tests", help="The prescriber allows monthly checks to be taken at home."
+        ),
+    ] = False,
+    no_lab_reminders: Annotated[
+        bool, typer.Option("--no-lab-reminders", help="Leave out the early lab reminder.")
+    ] = False,
     fmt: FormatOption = Format.text,
 ) -> None:
-    """Create a clinic; prints its id and its API key (shown only once)."""
+    """Create a clinic; prints its id, the name its SMS give, and its API key (shown once)."""
     from reminders.services import create_clinic
 
     rt = runtime()
@@ -44,11 +60,21 @@ def clinic_add(
             help_contact=help_contact,
             send_time=send_time,
             ipledge=not no_ipledge,
+            sms_name=sms_name,
+            home_tests=home_tests,
+            lab_reminders=not no_lab_reminders,
             now=utcnow(),
         )
         session.flush()
-        data = {"id": clinic.id, "name": clinic.name, "api_key": key}
-    emit(fmt, data, lambda: f"clinic {data['id']} created\nAPI key (shown once): {key}")
+        data = {"id": clinic.id, "name": clinic.name, "sms_name": clinic.sms_name, "api_key": key}
+    emit(
+        fmt,
+        data,
+        lambda: (
+            f"clinic {data['id']} created; SMS name: {data['sms_name']}\n"
+            f"API key (shown once): {key}"
+        ),
+    )
 
 
 @clinic_app.command("rotate-key")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ import typer
 from reminders.cli.base import Format, FormatOption, app, clear_errors, emit, fail, runtime
 from reminders.clock import utcnow
 from reminders.db import session_scope
+from reminders.timing import to_local, zone
 
 
 @app.command()
@@ -24,7 +26,14 @@ def enroll(
     channel: Annotated[str, typer.Option(help="sms, email or both.")] = "sms",
     weeks: Annotated[int, typer.Option(help="Planned length in weeks.")] = 20,
     locale: Annotated[str, typer.Option(help="en or es.")] = "en",
-    ipledge: Annotated[bool, typer.Option("--ipledge", help="Plan the iPLEDGE steps.")] = False,
+    ipledge: Annotated[
+        bool,
+        typer.Option(
+            "--ipledge",
+            help="The patient can become pregnant: plan the iPLEDGE monthly steps (at clinics "
+            "that switch iPLEDGE on).",
+        ),
+    ] = False,
     fmt: FormatOption = Format.text,
 ) -> None:
     """Enroll a patient with a course starting on START."""
@@ -98,13 +107,19 @@ def import_file(
         raise typer.Exit(1)
 
 
+# How the text preview names a status that is not the outbox's own.
+PREVIEW_STATUS = {"waiting_for_clinic": "waits for the clinic to record the last dose:"}
+
+
 @app.command()
 def preview(
     course: Annotated[int | None, typer.Option(help="An enrolled course's id.")] = None,
     start: Annotated[str | None, typer.Option(help="Start date (no database needed).")] = None,
     tz: Annotated[str, typer.Option(help="Time zone.")] = "America/New_York",
     weeks: Annotated[int, typer.Option(help="Planned weeks.")] = 20,
-    ipledge: Annotated[bool, typer.Option("--ipledge")] = False,
+    ipledge: Annotated[
+        bool, typer.Option("--ipledge", help="The pregnancy-capable (iPLEDGE) track.")
+    ] = False,
     locale: Annotated[str, typer.Option(help="en or es.")] = "en",
     channel: Annotated[str, typer.Option(help="sms or email.")] = "sms",
     last_dose: Annotated[str | None, typer.Option(help="Last dose date.")] = None,
@@ -142,9 +157,12 @@ def preview(
     def text() -> str:
         lines = []
         for e in entries:
+            utc = datetime.fromisoformat(e["due_at"].replace("Z", "+00:00"))
+            local = to_local(utc, zone(e["timezone"]))
+            when = f"{local:%Y-%m-%d %H:%M} {local.tzname()} ({utc:%H:%M} UTC)"
+            status = PREVIEW_STATUS.get(e["status"], e["status"])
             lines.append(
-                f"{e['local_time'][:16].replace('T', ' ')}  {e['channel']:5}  "
-                f"{e['status']:9} {','.join(e['topics'])}  ({e['key']})"
+                f"{when}  {e['channel']:5}  {status:9} {','.join(e['topics'])}  ({e['key']})"
             )
             if e.get("subject"):
                 lines.append(f"    Subject: {e['subject']}")

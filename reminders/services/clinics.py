@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from reminders.models import (
     Clinic,
 )
+from reminders.render import gsm_safe, is_gsm7
 from reminders.services.common import NotFound
 from reminders.timing import is_quiet
 from reminders.validation import (
@@ -28,6 +29,35 @@ def new_api_key() -> tuple[str, str]:
     """A fresh API key and the hash that is stored in its place."""
     key = "rk_" + secrets.token_urlsafe(32)
     return key, hash_api_key(key)
+
+
+SMS_NAME_MAX = 20
+
+
+def sms_name_for(name: str, given: str | None) -> str:
+    """The clinic's name as SMS give it: `given` if any, else the name when it fits, else its
+    first words. At most 20 characters of GSM-7, so no clinic can push an SMS past two
+    segments (typographic punctuation is folded: "St. Mary’s" is "St. Mary's")."""
+    if given is not None and given.strip():
+        folded = _one_line(gsm_safe(given))
+        if len(folded) > SMS_NAME_MAX:
+            raise ValueError(f"{folded!r} is longer than {SMS_NAME_MAX} characters")
+        if not is_gsm7(folded):
+            raise ValueError(f"{folded!r} has letters an SMS cannot carry without UCS-2")
+        return folded
+    folded = _one_line(gsm_safe(name))
+    if not is_gsm7(folded):
+        raise ValueError("required: the name has letters an SMS cannot carry; give a short name")
+    words, short = folded.split(" "), ""
+    for word in words:
+        if len(f"{short} {word}".strip()) > SMS_NAME_MAX:
+            break
+        short = f"{short} {word}".strip()
+    return short or folded[:SMS_NAME_MAX]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def _parse_time(field: str, value: str | time) -> time:
@@ -50,6 +80,9 @@ def create_clinic(
     quiet_start: str | time = "21:00",
     quiet_end: str | time = "08:00",
     ipledge: bool = True,
+    sms_name: str | None = None,
+    home_tests: bool = False,
+    lab_reminders: bool = True,
     now: datetime,
 ) -> tuple[Clinic, str]:
     """Create a clinic; returns it and its API key (shown once, stored only as a hash)."""
@@ -66,6 +99,11 @@ def create_clinic(
     region = region.strip().upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
         errors.append(FieldError("region", f"{region!r} is not a known region code"))
+    short = ""
+    try:
+        short = sms_name_for(name, sms_name)
+    except ValueError as exc:
+        errors.append(FieldError("sms_name", str(exc)))
     if errors:
         raise InvalidInput(errors)
     send, q_start, q_end = (
@@ -81,6 +119,7 @@ def create_clinic(
     key, key_hash = new_api_key()
     clinic = Clinic(
         name=name,
+        sms_name=short,
         timezone=timezone,
         region=region,
         help_contact=help_contact.strip(),
@@ -88,6 +127,8 @@ def create_clinic(
         quiet_start=q_start,
         quiet_end=q_end,
         ipledge_enabled=ipledge,
+        home_tests=home_tests,
+        lab_reminders=lab_reminders,
         api_key_hash=key_hash,
         created_at=now,
     )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_
+from sqlalchemy import ColumnElement, func, or_
 from sqlmodel import Session, col, select
 
+from reminders.db import is_postgres
 from reminders.lifecycle import cancel_pending
 from reminders.models import (
     Course,
@@ -161,6 +162,51 @@ def record_event(
     session.flush()
     replan(session, course=course, ctx=ctx)
     return event
+
+
+# From this long before the planned end, a course without a recorded last dose asks the
+# clinic to confirm the last dose or extend the course; the patient is told nothing of the end.
+CONFIRM_BEFORE = timedelta(days=7)
+
+
+def end_to_confirm(course: Course, *, today: date) -> bool:
+    """Whether staff must confirm the last dose or extend: active, no last dose, near the end."""
+    planned_end = course.start_date + timedelta(weeks=course.weeks)
+    return (
+        course.status == CourseStatus.active
+        and course.last_dose_date is None
+        and today >= planned_end - CONFIRM_BEFORE
+    )
+
+
+def _planned_end(session: Session) -> ColumnElement[Any]:
+    """A course's planned end (start + weeks) in SQL, on either database."""
+    if is_postgres(session.get_bind()):  # type: ignore[arg-type]
+        return col(Course.start_date) + col(Course.weeks) * 7  # date + integer is a date
+    # SQLite keeps dates as ISO text, which compares in date order.
+    return func.date(col(Course.start_date), func.printf("+%d days", col(Course.weeks) * 7))
+
+
+def courses_to_confirm(
+    session: Session, *, now: datetime, clinic_id: int | None = None
+) -> list[tuple[Course, Patient]]:
+    """Active courses within a week of their planned end (or past it) with no last dose."""
+    # Every zone's today is at most UTC's tomorrow: the SQL bound is loose, the check exact.
+    bound = now.date() + timedelta(days=1) + CONFIRM_BEFORE
+    query = (
+        select(Course, Patient)
+        .join(Patient, col(Patient.id) == Course.patient_id)
+        .where(Course.status == CourseStatus.active.value, col(Course.last_dose_date).is_(None))
+        .where(_planned_end(session) <= bound)
+        .order_by(col(Course.start_date), col(Course.id))
+    )
+    if clinic_id is not None:
+        query = query.where(Patient.clinic_id == clinic_id)
+    return [
+        (course, patient)
+        for course, patient in session.exec(query).all()
+        if end_to_confirm(course, today=local_today(now, patient.timezone))
+    ]
 
 
 def _patient_today(session: Session, course: Course, ctx: Context) -> date:

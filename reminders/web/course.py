@@ -15,7 +15,7 @@ from reminders.db import session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import Course
 from reminders.planning import PREGNANCY_TEST
-from reminders.preview import preview_course
+from reminders.preview import WAITING, preview_course
 from reminders.runtime import Runtime
 from reminders.services import (
     Conflict,
@@ -25,6 +25,7 @@ from reminders.services import (
     consent_history,
     current_course,
     end_course,
+    end_to_confirm,
     get_clinic,
     get_course,
     get_patient,
@@ -54,15 +55,22 @@ def _id(text: str) -> int:
 Entry = dict[str, Any]
 
 
-def _timeline(entries: list[Entry], timezone: str) -> tuple[list[Entry], list[Entry]]:
-    """Past and upcoming entries, each with its instant as an aware datetime."""
+def _timeline(entries: list[Entry], timezone: str) -> tuple[list[Entry], list[Entry], list[Entry]]:
+    """Past, upcoming and waiting entries (after-course messages that wait for the clinic's
+    last dose), each with its instant as an aware datetime."""
     past: list[Entry] = []
     upcoming: list[Entry] = []
+    waiting: list[Entry] = []
     for entry in entries:
         at = as_utc(datetime.fromisoformat(entry["due_at"]))
         item = {**entry, "at": at, "local": to_local(at, zone(timezone))}
-        (upcoming if entry["status"] in ("planned", "pending") else past).append(item)
-    return past, upcoming
+        if entry["status"] == WAITING:
+            waiting.append(item)
+        elif entry["status"] in ("planned", "pending"):
+            upcoming.append(item)
+        else:
+            past.append(item)
+    return past, upcoming, waiting
 
 
 def _patient_view(
@@ -76,11 +84,12 @@ def _patient_view(
     course = current_course(session, patient_id=patient_id)
     past: list[Entry] = []
     upcoming: list[Entry] = []
+    waiting: list[Entry] = []
     if course is not None and course.id is not None:
         entries = preview_course(
             session, rt, course_id=course.id, now=now, clinic_id=staff.clinic_id
         )
-        past, upcoming = _timeline(entries, patient.timezone)
+        past, upcoming, waiting = _timeline(entries, patient.timezone)
     today = to_local(now, zone(patient.timezone)).date()
     return {
         "patient": patient,
@@ -88,9 +97,11 @@ def _patient_view(
         "expected_end": course.start_date + timedelta(weeks=course.weeks) if course else None,
         "past": list(reversed(past)),  # the latest first: what staff look for
         "upcoming": upcoming,
+        "waiting": list({item["key"]: item for item in waiting}.values()),
         "shown_upcoming": SHOWN_UPCOMING,
         "consent": consent_history(session, patient_id=patient_id),
         "ipledge": patient.ipledge and clinic.ipledge_enabled,
+        "end_to_confirm": course is not None and end_to_confirm(course, today=today),
         "today": today,
         "channel_names": CHANNEL_NAMES,
     }

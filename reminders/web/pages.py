@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from reminders.timing import zone
+from reminders.timing import as_utc, zone
 from reminders.validation import FieldError
 from reminders.web.security import (
     CSRF_FIELD,
@@ -39,11 +39,6 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-
-
-def as_utc(value: datetime) -> datetime:
-    """An aware UTC instant (SQLite hands back naive datetimes, which are UTC here)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def local_time(value: datetime | None, timezone: str) -> str:

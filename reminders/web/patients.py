@@ -48,6 +48,7 @@ def patient_list(
     request: Request,
     staff: StaffDep,
     rt: RuntimeDep,
+    now: NowDep,
     q: str = "",
     status: str = "",
     page: int = 1,
@@ -59,6 +60,7 @@ def patient_list(
         rows, total = queries.patient_rows(
             session,
             clinic_id=staff.clinic_id,
+            now=now,
             search=q[:100],
             status=status or None,
             offset=(page - 1) * queries.PAGE_SIZE,

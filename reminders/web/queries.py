@@ -21,7 +21,8 @@ from reminders.models import (
     MessageStatus,
     Patient,
 )
-from reminders.services import list_patients
+from reminders.services import end_to_confirm, list_patients
+from reminders.timing import local_today
 
 PAGE_SIZE = 50
 # What staff should look at: the provider refused the message or it did not arrive.
@@ -42,12 +43,14 @@ class PatientRow:
     course: Course
     next_at: datetime | None  # the next pending message, UTC
     last: Message | None  # the latest message that was sent or settled
+    end_to_confirm: bool  # near or past the planned end with no last dose recorded
 
 
 def patient_rows(
     session: Session,
     *,
     clinic_id: int,
+    now: datetime,
     search: str = "",
     status: str | None = None,
     offset: int = 0,
@@ -83,7 +86,13 @@ def patient_rows(
     for message in outcomes:
         last.setdefault(message.patient_id, message)
     rows = [
-        PatientRow(patient, course, next_at.get(patient.id), last.get(patient.id))  # type: ignore[arg-type]
+        PatientRow(
+            patient,
+            course,
+            next_at.get(patient.id),  # type: ignore[arg-type]
+            last.get(patient.id),  # type: ignore[arg-type]
+            end_to_confirm(course, today=local_today(now, patient.timezone)),
+        )
         for patient, course in found
     ]
     return rows, total

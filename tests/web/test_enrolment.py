@@ -49,7 +49,7 @@ def test_staff_enroll_a_patient_after_fixing_the_fields_and_see_the_timeline(
     expect(page.get_by_role("heading", name="Maria", level=1)).to_be_visible()
     expect(page.get_by_role("status")).to_have_text("Maria is enrolled.")
     upcoming = page.locator("#upcoming > li")
-    expect(upcoming.first).to_contain_text("Riverside Dermatology")
+    expect(upcoming.first).to_contain_text("Riverside: ")  # the clinic's SMS name
     expect(upcoming.first).to_contain_text("Reply STOP to opt out")
     expect(upcoming.first.locator("time")).to_contain_text(" C")  # CST or CDT: Chicago time
     expect(page.get_by_role("table")).to_contain_text("Opted in")

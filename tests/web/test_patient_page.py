@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -167,3 +168,20 @@ def test_the_patient_page_fits_a_phone_screen(browser: Any, site: Site) -> None:
         screenshot(phone, "patient-phone-actions", full_page=False)
     finally:
         context.close()
+
+
+def test_a_course_near_its_planned_end_asks_staff_to_confirm_the_last_dose(
+    page: Any, site: Site
+) -> None:
+    clinic = site.clinic("Riverside Dermatology", email=STAFF)
+    start = utcnow().date() - timedelta(weeks=20) + timedelta(days=3)  # ends in 3 days
+    patient, _course = site.patient(clinic, first_name="Ana", start_date=start.isoformat())
+    site.patient(clinic, first_name="Ben", phone="+12125550102")  # just started
+    sign_in(page, STAFF)
+    page.get_by_role("link", name="Patients", exact=True).click()
+    rows = page.locator("table.patients tbody tr")
+    expect(rows.filter(has_text="Ana")).to_contain_text("Confirm the last dose or extend")
+    expect(rows.filter(has_text="Ben")).not_to_contain_text("Confirm the last dose")
+    page.goto(f"/clinic/patients/{patient.id}")
+    expect(page.locator(".badges")).to_contain_text("Confirm the last dose or extend")
+    expect(page.locator("#waiting")).to_contain_text("planned once the last dose is recorded")
