@@ -11,6 +11,8 @@ from sqlmodel import Session
 
 # SQLite waits this long for the writer lock before it reports "database is locked".
 SQLITE_BUSY_SECONDS = 30
+# The execution option that says how a SQLite transaction begins.
+_BEGIN = "sqlite_begin"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -41,7 +43,10 @@ def _sqlite_single_writer(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # A read (read_scope) begins DEFERRED: in WAL mode it never waits for the writer and
+        # never makes a writer wait, however long an import or a planner pass writes.
+        mode = connection.get_execution_options().get(_BEGIN, "IMMEDIATE")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def is_postgres(engine: Engine) -> bool:
@@ -50,7 +55,11 @@ def is_postgres(engine: Engine) -> bool:
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
-    """One transaction: committed when the block ends, rolled back if it raises."""
+    """One write transaction: committed when the block ends, rolled back if it raises.
+
+    Keep it short: on SQLite it holds the database's only write lock from its first
+    statement to its end.
+    """
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
@@ -58,3 +67,22 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+@contextmanager
+def read_scope(engine: Engine) -> Iterator[Session]:
+    """One read-only transaction that takes no write lock (a deferred one on SQLite).
+
+    Nothing written inside it is kept: closing the session ends the transaction unwritten
+    (and, unlike a rollback, leaves the loaded rows readable after the block).
+    """
+    with Session(reader(engine), expire_on_commit=False) as session:
+        yield session
+
+
+def reader(engine: Engine) -> Engine:
+    """The engine's connections, beginning transactions that only read."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    # A light proxy sharing the engine's pool and events; only the option differs.
+    return engine.execution_options(**{_BEGIN: "DEFERRED"})

@@ -13,7 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
 from reminders.clock import utcnow
-from reminders.db import session_scope
+from reminders.db import read_scope, session_scope
 from reminders.models import Clinic
 from reminders.runtime import Runtime, build
 from reminders.services import Context, clinic_by_api_key
@@ -39,9 +39,19 @@ def get_runtime(request: Request) -> Runtime:
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
-def get_session(rt: RuntimeDep) -> Iterator[Session]:
-    """One transaction per request: committed before the answer is sent, rolled back on error."""
-    with session_scope(rt.engine) as session:
+# Requests that only read: their transaction takes no write lock, so a long import or a busy
+# worker never keeps a clinic's list or a timeline waiting, and they never delay a write.
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
+def get_session(request: Request, rt: RuntimeDep) -> Iterator[Session]:
+    """One transaction per request: committed before the answer is sent, rolled back on error.
+
+    A GET or HEAD reads in a transaction that takes no write lock; whatever it writes would
+    be rolled back, so a read route writes through its own session_scope (e.g. an audit line).
+    """
+    scope = read_scope if request.method in READ_METHODS else session_scope
+    with scope(rt.engine) as session:
         yield session
 
 
@@ -66,13 +76,17 @@ ContextDep = Annotated[Context, Depends(get_context)]
 
 
 def current_clinic(
-    session: SessionDep,
+    rt: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Clinic:
-    """The clinic whose API key is in `Authorization: Bearer <key>`; 401 otherwise."""
+    """The clinic whose API key is in `Authorization: Bearer <key>`; 401 otherwise.
+
+    Read in a transaction of its own that takes no write lock, apart from the route's.
+    """
     clinic = None
     if credentials is not None and credentials.credentials:
-        clinic = clinic_by_api_key(session, credentials.credentials)
+        with read_scope(rt.engine) as session:
+            clinic = clinic_by_api_key(session, credentials.credentials)
     if clinic is None:
         reason = "missing API key" if credentials is None else "unknown API key"
         raise HTTPException(

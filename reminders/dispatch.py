@@ -28,7 +28,7 @@ from reminders.channels.base import DeliveryError, Failure, OutgoingMessage, Tra
 from reminders.clock import utcnow
 from reminders.compose import Draft, compose
 from reminders.config import Settings
-from reminders.db import session_scope
+from reminders.db import read_scope, session_scope
 from reminders.jobs import Job, courses_with_sms, load_jobs, reached_recently
 from reminders.logs import log_context
 from reminders.models import Channel, Message, MessageStatus, Patient
@@ -97,7 +97,7 @@ class Dispatcher:
         report.claimed = len(ids)
         if not ids:
             return report
-        with session_scope(self.engine) as session:
+        with read_scope(self.engine) as session:
             jobs = load_jobs(session, ids)
             reached = reached_recently(session, {job.patient.id for job in jobs}, now)
             sms_started = courses_with_sms(session, {job.course.id for job in jobs})

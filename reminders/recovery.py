@@ -21,7 +21,7 @@ from sqlmodel import col
 from reminders import lifecycle
 from reminders.channels.base import Transport
 from reminders.compose import Draft, compose
-from reminders.db import session_scope
+from reminders.db import read_scope, session_scope
 from reminders.logs import log_context
 from reminders.models import Clinic, Message, MessageStatus, Patient
 from reminders.runtime import Runtime
@@ -68,7 +68,7 @@ def reap(runtime: Runtime, senders: Senders, *, limit: int = 200) -> int:
 
 def _abandoned(runtime: Runtime, *, now: datetime, limit: int) -> list[int]:
     """Rows left `unknown` by a reaper that itself died."""
-    with session_scope(runtime.engine) as session:
+    with read_scope(runtime.engine) as session:
         rows = session.execute(
             select(col(Message.id))
             .where(
@@ -81,7 +81,7 @@ def _abandoned(runtime: Runtime, *, now: datetime, limit: int) -> list[int]:
 
 
 def _settle_unknown(runtime: Runtime, senders: Senders, row_id: int) -> int:
-    with session_scope(runtime.engine) as session:
+    with read_scope(runtime.engine) as session:
         found = session.execute(
             select(Message, Patient, Clinic)
             .join(Patient, col(Patient.id) == Message.patient_id)

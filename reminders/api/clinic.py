@@ -31,8 +31,8 @@ from reminders.api.schemas import (
     PatientOut,
     PatientPage,
 )
-from reminders.deps import ClinicDep, ContextDep, NowDep, SessionDep
-from reminders.importer import import_patients
+from reminders.deps import ClinicDep, ContextDep, NowDep, RuntimeDep, SessionDep
+from reminders.importer import import_file
 from reminders.models import Clinic, Course, CourseStatus, MessageStatus
 from reminders.services import (
     Context,
@@ -226,7 +226,7 @@ def add_event(
 def create_import(
     clinic: ClinicDep,  # first: the key is checked before the upload is read
     data: Annotated[bytes, Depends(read_upload)],
-    session: SessionDep,
+    rt: RuntimeDep,
     ctx: ContextDep,
     partial: Annotated[
         bool, Query(description="Enroll the valid rows even when others are invalid")
@@ -236,10 +236,16 @@ def create_import(
 
     By default the file is all-or-nothing: one invalid row refuses the whole file with a
     report naming each row and field, and nothing is written. With `partial=true` the valid
-    rows are enrolled and the invalid ones reported, like `reminders import`.
+    rows are enrolled and the invalid ones reported, like `reminders import`. The file is
+    checked whole before anything is written, then written in short transactions, so other
+    requests never wait on a large import.
     """
-    # ImportRefused leaves through the session, which rolls back every row enrolled.
-    report = import_patients(
-        session, clinic=clinic, data=data, source="import", ctx=ctx, partial=partial
+    report = import_file(
+        rt.engine,
+        clinic_id=clinic.id,  # type: ignore[arg-type]
+        data=data,
+        source="import",
+        ctx=ctx,
+        partial=partial,
     )
     return ImportReportOut.of(report)

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, text
 from sqlmodel import Session, col
 
+from reminders.db import read_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import Message, MessageStatus, WorkerHeartbeat
 
@@ -109,6 +110,6 @@ def exposition(session: Session, *, now: datetime) -> str:
 )
 def metrics(rt: RuntimeDep, now: NowDep) -> PlainTextResponse:
     """Prometheus metrics: messages by status/channel/topic, backlog, last tick age."""
-    with Session(rt.engine) as session:
+    with read_scope(rt.engine) as session:
         body = exposition(session, now=now)
     return PlainTextResponse(body, media_type=PROMETHEUS_TEXT)

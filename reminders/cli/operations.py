@@ -9,7 +9,7 @@ import typer
 from reminders.cli.base import app, clear_errors, db_app, runtime
 from reminders.clock import utcnow
 from reminders.config import get_settings
-from reminders.db import session_scope
+from reminders.db import read_scope
 from reminders.error_reports import init_error_reports
 from reminders.logs import setup_logging
 
@@ -56,7 +56,7 @@ def status() -> None:
     from reminders.status import collect, render
 
     rt = runtime()
-    with session_scope(rt.engine) as session:
+    with read_scope(rt.engine) as session:
         report = collect(session, now=utcnow())
     typer.echo(render(report))
     if not report.healthy:

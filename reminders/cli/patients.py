@@ -11,7 +11,7 @@ import typer
 
 from reminders.cli.base import Format, FormatOption, app, clear_errors, emit, fail, runtime
 from reminders.clock import utcnow
-from reminders.db import session_scope
+from reminders.db import read_scope, session_scope
 from reminders.timing import to_local, zone
 
 
@@ -75,24 +75,22 @@ def import_file(
     """Enroll every valid row of a CSV file; list each invalid row with its reason."""
     from rich.progress import Progress
 
-    from reminders.importer import import_csv
-    from reminders.services import get_clinic
+    from reminders.importer import import_file
 
     rt = runtime()
     data = file.read_bytes()
     with (
         clear_errors(),
-        session_scope(rt.engine) as session,
         Progress(transient=True, disable=not sys.stderr.isatty() or fmt == Format.json) as bar,
     ):
-        found = get_clinic(session, clinic)
         task = bar.add_task("importing", total=None)
-        report = import_csv(
-            session,
-            clinic=found,
+        report = import_file(
+            rt.engine,
+            clinic_id=clinic,
             data=data,
             source="import",
             ctx=rt.context(utcnow()),
+            partial=True,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     result = {"enrolled": report.enrolled, "errors": [vars(e) for e in report.errors]}
@@ -137,7 +135,7 @@ def preview(
     rt = runtime()
     with clear_errors():
         if course is not None:
-            with session_scope(rt.engine) as session:
+            with read_scope(rt.engine) as session:
                 entries = preview_course(session, rt, course_id=course, now=utcnow())
         else:
             entries = preview_new(

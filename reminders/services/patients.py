@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import uuid
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ScalarSelect, func, or_
-from sqlmodel import Session, col, select
+from sqlalchemy import ScalarSelect, delete, func, insert, or_
+from sqlmodel import Session, SQLModel, col, select
 
 from reminders.lifecycle import cancel_pending
 from reminders.models import (
     Channel,
     ChannelChoice,
     Clinic,
+    ConsentEvent,
     Course,
+    CourseEvent,
     CourseStatus,
     Message,
     Patient,
@@ -37,26 +40,55 @@ from reminders.validation import (
     validate_enrollment,
 )
 
+ALREADY_ENROLLED = "already enrolled in an active course at this clinic"
+
+
+def live_contacts(
+    session: Session, *, clinic_id: int, phones: Collection[str], emails: Collection[str]
+) -> tuple[set[str], set[str]]:
+    """Which of these phones and emails already have a live course at the clinic."""
+    live = (
+        select(Patient.phone, Patient.email)
+        .join(Course, col(Course.patient_id) == Patient.id)
+        .where(Patient.clinic_id == clinic_id, col(Course.status).in_(LIVE_STATUSES))
+    )
+    # One query per kind of contact, each on its own index.
+    found_phones: set[str] = set()
+    found_emails: set[str] = set()
+    if phones:
+        rows = session.exec(live.where(col(Patient.phone).in_(list(phones)))).all()
+        found_phones = {phone for phone, _ in rows if phone is not None}
+    if emails:
+        rows = session.exec(live.where(col(Patient.email).in_(list(emails)))).all()
+        found_emails = {email for _, email in rows if email is not None}
+    return found_phones, found_emails
+
+
+def enrollment_conflict(
+    data: Enrollment, *, phones: Collection[str], emails: Collection[str]
+) -> FieldError | None:
+    """The field of an enrolment whose contact already has a live course, if any."""
+    if data.phone and data.phone in phones:
+        return FieldError("phone", ALREADY_ENROLLED)
+    if data.email and data.email in emails:
+        return FieldError("email", ALREADY_ENROLLED)
+    return None
+
 
 def check_enrollment(
     session: Session, *, clinic: Clinic, raw: Mapping[str, Any], now: datetime
 ) -> Enrollment:
     """Validate an enrolment, including that the contact has no live course at the clinic."""
     enrollment = validate_enrollment(raw, region=clinic.region, now=now)
-    contacts = []
-    if enrollment.phone:
-        contacts.append(col(Patient.phone) == enrollment.phone)
-    if enrollment.email:
-        contacts.append(col(Patient.email) == enrollment.email)
-    duplicate = session.exec(
-        select(Patient)
-        .join(Course, col(Course.patient_id) == Patient.id)
-        .where(Patient.clinic_id == clinic.id, or_(*contacts))
-        .where(col(Course.status).in_(LIVE_STATUSES))
-    ).first()
-    if duplicate is not None:
-        field = "phone" if enrollment.phone and duplicate.phone == enrollment.phone else "email"
-        raise InvalidInput.one(field, "already enrolled in an active course at this clinic")
+    phones, emails = live_contacts(
+        session,
+        clinic_id=clinic.id,  # type: ignore[arg-type]
+        phones=[enrollment.phone] if enrollment.phone else [],
+        emails=[enrollment.email] if enrollment.email else [],
+    )
+    conflict = enrollment_conflict(enrollment, phones=phones, emails=emails)
+    if conflict is not None:
+        raise InvalidInput([conflict])
     return enrollment
 
 
@@ -70,37 +102,92 @@ def enroll(
 ) -> tuple[Patient, Course]:
     """Enroll a patient with a course, record their consent, and plan the first messages."""
     data = check_enrollment(session, clinic=clinic, raw=raw, now=ctx.now)
-    patient = Patient(
-        clinic_id=clinic.id,  # type: ignore[arg-type]
-        first_name=data.first_name,
-        phone=data.phone,
-        email=data.email,
-        channel=ChannelChoice(data.channel),
-        timezone=data.timezone,
-        locale=data.locale,
-        ipledge=data.ipledge,
-        consent_at=ctx.now,
-        consent_source=source,
-        created_at=ctx.now,
+    [(patient_id, course_id)] = create_enrollments(
+        session, clinic=clinic, enrollments=[data], source=source, now=ctx.now
     )
-    session.add(patient)
-    session.flush()
-    for channel in ChannelChoice(patient.channel).channels:
-        record_consent(
-            session, patient=patient, channel=channel, opt_in=True, source=source, now=ctx.now
-        )
-    course = Course(
-        patient_id=patient.id,  # type: ignore[arg-type]
-        start_date=data.start_date,
-        weeks=data.weeks,
-        plan_from=ctx.now,
-        created_at=ctx.now,
-        updated_at=ctx.now,
-    )
-    session.add(course)
-    session.flush()
+    patient, course = session.get(Patient, patient_id), session.get(Course, course_id)
+    assert patient is not None and course is not None
     materialize(session, course=course, careplan=ctx.careplan, now=ctx.now, horizon=ctx.horizon)
     return patient, course
+
+
+def create_enrollments(
+    session: Session,
+    *,
+    clinic: Clinic,
+    enrollments: Sequence[Enrollment],
+    source: str,
+    now: datetime,
+) -> list[tuple[int, int]]:
+    """Write checked enrolments: the patients, their consent, their courses (not planned yet).
+
+    Three statements for any number of them (a spreadsheet of thousands writes in batches of
+    this); returns (patient id, course id) in the order given.
+    """
+    patients = [
+        {
+            "clinic_id": clinic.id,
+            "public_id": uuid.uuid4().hex,
+            "first_name": data.first_name,
+            "phone": data.phone,
+            "email": data.email,
+            "channel": data.channel,
+            "timezone": data.timezone,
+            "locale": data.locale,
+            "ipledge": data.ipledge,
+            "consent_at": now,
+            "consent_source": source,
+            "sms_opted_out": False,
+            "email_opted_out": False,
+            "created_at": now,
+        }
+        for data in enrollments
+    ]
+    patient_ids = _insert(session, Patient, patients)
+    consents = [
+        {
+            "patient_id": patient_id,
+            "channel": channel.value,
+            "action": "opt_in",
+            "source": source,
+            "detail": "",
+            "at": now,
+        }
+        for patient_id, data in zip(patient_ids, enrollments, strict=True)
+        for channel in ChannelChoice(data.channel).channels
+    ]
+    session.execute(insert(ConsentEvent), consents)
+    courses = [
+        {
+            "patient_id": patient_id,
+            "start_date": data.start_date,
+            "weeks": data.weeks,
+            "last_dose_date": None,
+            "status": CourseStatus.active.value,
+            "plan_from": now,
+            "planned_until": None,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for patient_id, data in zip(patient_ids, enrollments, strict=True)
+    ]
+    return list(zip(patient_ids, _insert(session, Course, courses), strict=True))
+
+
+def _insert(session: Session, table: type[SQLModel], rows: list[dict[str, Any]]) -> list[int]:
+    """Insert rows in one statement; their new ids, in the order given."""
+    statement = insert(table).returning(table.id, sort_by_parameter_order=True)  # type: ignore[attr-defined]
+    return list(session.execute(statement, rows).scalars())
+
+
+def remove_enrollments(session: Session, *, patient_ids: list[int]) -> None:
+    """Delete patients enrolled moments ago whose enrolment is being undone, with their consent
+    and courses. Only for enrolments never planned: nothing was sent to them."""
+    courses = select(Course.id).where(col(Course.patient_id).in_(patient_ids))
+    session.execute(delete(CourseEvent).where(col(CourseEvent.course_id).in_(courses)))
+    session.execute(delete(Course).where(col(Course.patient_id).in_(patient_ids)))
+    session.execute(delete(ConsentEvent).where(col(ConsentEvent.patient_id).in_(patient_ids)))
+    session.execute(delete(Patient).where(col(Patient.id).in_(patient_ids)))
 
 
 PATIENT_FIELDS = ("first_name", "phone", "email", "channel", "timezone", "locale")

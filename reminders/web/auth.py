@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
-from reminders.db import session_scope
+from reminders.db import read_scope
 from reminders.deps import RuntimeDep
 from reminders.staff import authenticate
 from reminders.web.pages import redirect, render
@@ -42,7 +42,7 @@ def sign_in_submit(request: Request, rt: RuntimeDep, form: FormDep) -> Response:
     password = form.get("password")
     user = None
     if email and isinstance(password, str) and password:
-        with session_scope(rt.engine) as session:
+        with read_scope(rt.engine) as session:
             user = authenticate(session, email=email, password=password)
     if user is None:
         log.info("staff sign-in refused")

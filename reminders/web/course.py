@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from reminders.db import session_scope
+from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import Course
 from reminders.planning import PREGNANCY_TEST
@@ -119,7 +119,7 @@ def _patient_page(
     values: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
-    with session_scope(rt.engine) as session:
+    with read_scope(rt.engine) as session:
         view = _patient_view(session, rt, staff, patient_id, now)
     return render(
         request,

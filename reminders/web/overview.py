@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from reminders.db import session_scope
+from reminders.db import read_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.web import queries
 from reminders.web.pages import render
@@ -16,7 +16,7 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 @router.get("")
 def overview(request: Request, staff: StaffDep, rt: RuntimeDep, now: NowDep) -> Response:
-    with session_scope(rt.engine) as session:
+    with read_scope(rt.engine) as session:
         summary = queries.overview(session, clinic_id=staff.clinic_id, now=now)
     return render(
         request,

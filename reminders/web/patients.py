@@ -8,9 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from reminders.db import session_scope
+from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
-from reminders.importer import MAX_BYTES, ImportRefused, ImportReport, import_patients
+from reminders.importer import MAX_BYTES, ImportRefused, ImportReport, import_file
 from reminders.models import CourseStatus
 from reminders.render import LOCALES
 from reminders.runtime import Runtime
@@ -56,7 +56,7 @@ def patient_list(
     """The clinic's patients, newest first, searchable by name, email or phone."""
     status = status if status in STATUSES else ""
     page = max(1, min(page, 10_000))
-    with session_scope(rt.engine) as session:
+    with read_scope(rt.engine) as session:
         rows, total = queries.patient_rows(
             session,
             clinic_id=staff.clinic_id,
@@ -175,12 +175,16 @@ def import_form(request: Request, staff: StaffDep) -> Response:
 def _import(
     rt: Runtime, staff: Staff, data: bytes, *, partial: bool, now: datetime
 ) -> ImportReport:
-    """Run the import in one transaction; ImportRefused rolls it back when a row is refused."""
-    with session_scope(rt.engine) as session:
-        clinic = get_clinic(session, staff.clinic_id)
-        return import_patients(
-            session, clinic=clinic, data=data, source="import", ctx=rt.context(now), partial=partial
-        )
+    """Check the whole file, then write it in short batches; ImportRefused when rows were
+    refused and the import is all or nothing (then nothing is written)."""
+    return import_file(
+        rt.engine,
+        clinic_id=staff.clinic_id,
+        data=data,
+        source="import",
+        ctx=rt.context(now),
+        partial=partial,
+    )
 
 
 @router.post("/import")

@@ -22,7 +22,7 @@ from starlette.datastructures import FormData
 from starlette.middleware.sessions import SessionMiddleware
 
 from reminders.config import Settings
-from reminders.db import session_scope
+from reminders.db import read_scope
 from reminders.deps import RuntimeDep
 from reminders.models import StaffUser
 from reminders.services import get_clinic
@@ -105,7 +105,7 @@ def signed_in(request: Request, rt: RuntimeDep) -> Staff:
     user_id = request.session.get("staff_id")
     if not isinstance(user_id, int):
         raise SignInRequired()
-    with session_scope(rt.engine) as session:
+    with read_scope(rt.engine) as session:
         user = session.get(StaffUser, user_id)
         if user is None or session_stamp(user) != request.session.get("stamp"):
             request.session.clear()
