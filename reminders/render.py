@@ -116,9 +116,21 @@ def gsm_safe(text: str) -> str:
     return "".join(folded)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """Collapse every run of whitespace to one space."""
     return _WHITESPACE.sub(" ", text).strip()
+
+
+def template_environment(path: Path) -> Environment:
+    """The Jinja2 environment of every text the service writes: undefined names are errors,
+    HTML (only) is escaped, and block tags leave no blank lines behind."""
+    return Environment(
+        loader=FileSystemLoader(path),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 class Renderer:
@@ -126,13 +138,7 @@ class Renderer:
 
     def __init__(self, templates_path: Path) -> None:
         self.templates_path = Path(templates_path)
-        self._env = Environment(
-            loader=FileSystemLoader(self.templates_path),
-            undefined=StrictUndefined,
-            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self._env = template_environment(self.templates_path)
 
     def sms(self, parts: Sequence[Part], context: MessageContext) -> str:
         """One-line SMS: the first part in full, the others in their short form."""
@@ -151,13 +157,13 @@ class Renderer:
                 for extra in extras
             ],
         )
-        return _one_line(text)
+        return one_line(text)
 
     def email(self, parts: Sequence[Part], context: MessageContext) -> RenderedEmail:
         """Email whose subject comes from the first part and whose body holds every part in full."""
         primary = _require(parts)[0]
         folder = f"email/{context.locale}"
-        subject = _one_line(
+        subject = one_line(
             self._render(f"{folder}/{primary.template}.subject.txt", context, primary.params)
         )
         texts = [

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from reminders.cli import app
 from reminders.config import get_settings
 from reminders.models import ConsentEvent, Course, Message, Patient
+from tests.helpers import CLINIC_ADD
 
 NOW = "2026-03-16T18:00:00+00:00"
 
@@ -52,16 +53,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def clinic_id(cli) -> str:
-    out = cli(
-        "clinic",
-        "add",
-        "--name",
-        "Riverside Dermatology",
-        "--help-contact",
-        "555-0100",
-        "--format",
-        "json",
-    ).stdout
+    out = cli(*CLINIC_ADD, "--format", "json").stdout
     data = json.loads(out)
     assert data["api_key"].startswith("rk_")
     return str(data["id"])

@@ -27,7 +27,7 @@ from tests.conftest import NOW, make_runtime
 from tests.fakes.smtp_server import SmtpServer
 from tests.fakes.twilio_process import TwilioProcess
 from tests.fakes.twilio_server import TwilioServer
-from tests.helpers import Clock, add_clinic, add_patient, outbox
+from tests.helpers import CLINIC_ADD, Clock, add_clinic, add_patient, outbox
 
 PUBLIC = "https://reminders.example.org"
 SERVICE_SID = "MG" + "1" * 32
@@ -91,9 +91,7 @@ def cli(*args: str, code: int = 0):
 def test_send_due_delivers_sms_and_email_once_each_with_every_field(env, twilio, smtp) -> None:
     with freeze_time(NOW):
         cli("db", "upgrade")
-        clinic = json.loads(
-            cli("clinic", "add", "--name", "Riverside Dermatology", "--format", "json").stdout
-        )["id"]
+        clinic = json.loads(cli(*CLINIC_ADD, "--format", "json").stdout)["id"]
         common = [
             "enroll",
             "--clinic",

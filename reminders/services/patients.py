@@ -24,7 +24,7 @@ from reminders.outbox import materialize
 from reminders.render import LOCALES
 from reminders.services.clinics import get_clinic
 from reminders.services.common import LIVE_STATUSES, Conflict, Context, NotFound
-from reminders.services.consent import record_consent
+from reminders.services.consent import carry_opt_outs, record_consent
 from reminders.services.courses import live_courses, replan
 from reminders.validation import (
     CHANNELS,
@@ -68,7 +68,11 @@ def enroll(
     source: str,
     ctx: Context,
 ) -> tuple[Patient, Course]:
-    """Enroll a patient with a course, record their consent, and plan the first messages."""
+    """Enroll a patient with a course, record their consent, and plan the first messages.
+
+    A number or an address that opted out in another enrolment (at any clinic) stays opted
+    out: its channel is planned nothing until the patient opts in again.
+    """
     data = check_enrollment(session, clinic=clinic, raw=raw, now=ctx.now)
     patient = Patient(
         clinic_id=clinic.id,  # type: ignore[arg-type]
@@ -89,6 +93,7 @@ def enroll(
         record_consent(
             session, patient=patient, channel=channel, opt_in=True, source=source, now=ctx.now
         )
+    carry_opt_outs(session, patient=patient, now=ctx.now)
     course = Course(
         patient_id=patient.id,  # type: ignore[arg-type]
         start_date=data.start_date,
@@ -232,7 +237,8 @@ def update_patient(
     """Change a patient's contact, channel, zone or locale; pending messages are re-planned.
 
     A channel the patient opted out of (STOP, an unsubscribe link) cannot be switched back on
-    by staff: only the patient can opt in again.
+    by staff: only the patient can opt in again. A new number or address that opted out in
+    another enrolment carries its opt-out here.
     """
     clinic = get_clinic(session, patient.clinic_id)
     values = _check_patient_changes(session, patient=patient, clinic=clinic, changes=changes)
@@ -257,6 +263,7 @@ def update_patient(
         cancel_pending(
             session, patient_id=patient.id, channel=removed, now=ctx.now, reason="channel changed"
         )
+    carry_opt_outs(session, patient=patient, now=ctx.now)
     session.flush()
     for course in live_courses(session, patient_id=patient.id):  # type: ignore[arg-type]
         replan(session, course=course, ctx=ctx)
