@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, func, select
 from sqlmodel import Session, col
 
-from reminders.models import Message, MessageStatus, WorkerHeartbeat
+from reminders.models import InboundMessage, Message, MessageStatus, ReplyState, WorkerHeartbeat
+from reminders.services import overdue_replies
 
 OVERDUE_AFTER = timedelta(minutes=5)
 ALIVE_WITHIN = timedelta(minutes=1)
@@ -22,6 +23,10 @@ class StatusReport:
     unknown: int
     failed_today: int
     workers: list[tuple[str, datetime]] = field(default_factory=list)
+    unread_replies: int = 0
+    # Unread for more than one business day. Shown, but it leaves the check healthy: it asks
+    # the clinic's staff to read their inbox, not operations to restart anything.
+    overdue_replies: int = 0
 
     @property
     def healthy(self) -> bool:
@@ -51,6 +56,12 @@ def collect(session: Session, *, now: datetime) -> StatusReport:
             col(Message.updated_at) >= day_start,
         ),
         workers=[(worker_id, seen) for worker_id, seen in workers],
+        unread_replies=session.execute(
+            select(func.count())
+            .select_from(InboundMessage)
+            .where(col(InboundMessage.state) == ReplyState.unread.value)
+        ).scalar_one(),
+        overdue_replies=len(overdue_replies(session, now=now)),
     )
 
 
@@ -62,6 +73,8 @@ def render(report: StatusReport) -> str:
         f"unknown:            {report.unknown}",
         f"failed today (UTC): {report.failed_today}",
         f"live workers:       {len(report.workers)}",
+        f"unread replies:     {report.unread_replies}",
+        f"replies overdue:    {report.overdue_replies} (unread > 1 business day)",
     ]
     lines += [f"  {worker_id} (seen {seen:%H:%M:%S} UTC)" for worker_id, seen in report.workers]
     lines.append("healthy" if report.healthy else "UNHEALTHY")
