@@ -92,7 +92,7 @@ class Seeder:
 
     def clinic(self) -> int:
         with session_scope(self.db.engine) as session:
-            clinic = Clinic(name="Riverside Dermatology", help_contact="555-0100")
+            clinic = Clinic(name="Riverside Dermatology", help_contact="(212) 555-0100")
             session.add(clinic)
             session.flush()
             return clinic.id  # type: ignore[return-value]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from reminders import __version__, web
-from reminders.api import clinic, errors, health, twilio, unsubscribe
+from reminders.api import clinic, errors, health, replies, twilio, unsubscribe
 from reminders.api.imports import HARD_LIMIT_BYTES
 from reminders.api.limits import BodyLimit
 from reminders.runtime import Runtime
@@ -30,6 +30,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         openapi_tags=[
             {"name": "patients", "description": "Enrolment, contact details, history"},
             {"name": "courses", "description": "Pause, resume, stop, end, move, events"},
+            {"name": "replies", "description": "Patients' texts: the inbox, marked handled"},
+            {"name": "clinic", "description": "The help phone and who hears of replies"},
             {"name": "webhooks", "description": "Called by Twilio, signed"},
             {"name": "unsubscribe", "description": "Email one-click unsubscribe (RFC 8058)"},
             {"name": "operations", "description": "Health and Prometheus metrics"},
@@ -41,6 +43,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, paths=uploads)
     errors.install(app)
     app.include_router(clinic.router)
+    app.include_router(replies.router)
     app.include_router(twilio.router)
     app.include_router(unsubscribe.router)
     app.include_router(health.router)

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     retry_cap_seconds: float = Field(default=1800.0, gt=0)
     max_attempts: int = Field(default=6, ge=1)
     email_unknown_policy: Literal["resend", "mark_sent"] = "resend"
+    # Twilio gives up on a webhook after 15 s: a text waits this long for a busy database,
+    # then is answered 503 (and nothing is kept) in time for Twilio's fallback URL.
+    inbound_wait_seconds: float = Field(default=10.0, gt=0, le=14)
+    reply_notify_interval: float = Field(
+        default=900.0, gt=0, description="at most one email to a clinic about replies per this"
+    )
 
     @model_validator(mode="after")
     def _lease_outlives_a_send(self) -> Settings:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlmodel import Session
 
 # SQLite waits this long for the writer lock before it reports "database is locked".
@@ -86,3 +86,34 @@ def reader(engine: Engine) -> Engine:
         return engine
     # A light proxy sharing the engine's pool and events; only the option differs.
     return engine.execution_options(**{_BEGIN: "DEFERRED"})
+
+
+@contextmanager
+def session_waiting(engine: Engine, *, seconds: float) -> Iterator[Session]:
+    """One transaction like session_scope, that waits at most `seconds` for a busy database
+    (SQLite's write lock, PostgreSQL's row locks) before it fails with OperationalError.
+
+    For a caller that must answer within a deadline, such as a webhook its sender gives up on;
+    every other transaction keeps the engine's own, longer wait.
+    """
+    millis = max(1, int(seconds * 1000))
+    with engine.connect() as connection:
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:
+            # Set before the transaction begins: BEGIN IMMEDIATE is where SQLite waits.
+            connection.connection.driver_connection.execute(f"PRAGMA busy_timeout={millis}")  # type: ignore[union-attr]
+        try:
+            with Session(bind=connection, expire_on_commit=False) as session:
+                try:
+                    if is_postgres(engine):
+                        session.execute(text(f"SET LOCAL lock_timeout = {millis}"))
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+        finally:
+            if sqlite:
+                connection.connection.driver_connection.execute(  # type: ignore[union-attr]
+                    f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}"
+                )

@@ -73,7 +73,7 @@ def run_demo(*, days: int = 240) -> None:
             session,
             name="Riverside Dermatology",
             timezone="America/New_York",
-            help_contact="555-0100",
+            help_contact="(212) 555-0100",
             now=clock[0],
         )
         ctx = rt.context(clock[0])

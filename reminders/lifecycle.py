@@ -374,25 +374,27 @@ def report(
     *,
     row_id: int,
     target: MessageStatus,
-    provider_id: str | None,
+    provider_id: str,
     reason: str | None,
     now: datetime,
 ) -> bool:
     """Move a row forward on a delivery report; a replay or a late, lower report changes nothing.
 
-    Only a report for the row's own send counts: a row sent again after a worker died has a
-    new provider id. A report that arrives while the worker still holds the row settles it;
-    the worker's own write then finds the row gone and leaves it as reported.
+    Only a report for the row's own send counts: it must name the provider id the row was
+    sent under (a row sent again after a worker died has a new one), or the row has none yet:
+    a report that arrives while the worker still holds the row settles it, and the worker's
+    own write then finds the row gone and leaves it as reported.
     """
     rank = DELIVERY_RANK[target]
     sources = [status for status, other in DELIVERY_RANK.items() if other < rank]
     values: dict[str, Any] = {"claim_token": None, "lease_until": None}
     values["sent_at"] = func.coalesce(Message.sent_at, now)
-    where: list[ColumnElement[bool]] = [col(Message.id) == row_id]
-    if provider_id:
-        values["provider_id"] = func.coalesce(Message.provider_id, provider_id)
-        sid = col(Message.provider_id)
-        where.append(or_(sid.is_(None), sid == provider_id))
+    values["provider_id"] = func.coalesce(Message.provider_id, provider_id)
+    sid = col(Message.provider_id)
+    where: list[ColumnElement[bool]] = [
+        col(Message.id) == row_id,
+        or_(sid.is_(None), sid == provider_id),
+    ]
     if target == S.delivered:
         values["delivered_at"] = now
     elif target in (S.undelivered, S.failed):

@@ -83,6 +83,11 @@ def setup_logging(settings: Settings) -> None:
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    # uvicorn may have given its loggers handlers of their own, or stopped them propagating
+    # (its access_log=False does): every line goes through the one chain above.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
     root.setLevel(settings.log_level.upper())
     # Library loggers can print request URLs and payloads (twilio logs the full request).
     for noisy in ("twilio", "twilio.http_client", "urllib3", "apscheduler", "mail.log"):

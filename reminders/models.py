@@ -67,6 +67,8 @@ class Clinic(SQLModel, table=True):
     name: str = Field(max_length=120)
     # The name SMS use: every SMS names the clinic and must stay within two segments.
     sms_name: str = Field(default="", max_length=20)
+    # The phone patients call about anything urgent, in national format; every automatic
+    # answer gives it, so it is short (at most 20 characters) to keep replies in budget.
     help_contact: str = Field(default="", max_length=200)
     region: str = Field(default="US", max_length=2)
     timezone: str = Field(default="America/New_York", max_length=64)
@@ -78,6 +80,11 @@ class Clinic(SQLModel, table=True):
     home_tests: bool = Field(default=False)
     lab_reminders: bool = Field(default=True)
     api_key_hash: str | None = Field(default=None, max_length=128, index=True)
+    # Staff are told of new replies at this address, at most once per REPLY_NOTIFY_INTERVAL;
+    # the last notice went out at `replies_notified_at` and covered replies up to this id.
+    notify_email: str | None = Field(default=None, max_length=254)
+    replies_notified_at: datetime | None = None
+    replies_notified_id: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -204,24 +211,78 @@ class WorkerHeartbeat(SQLModel, table=True):
     last_tick: datetime | None = None
 
 
-class InboundMessage(SQLModel, table=True):
-    """A text a patient sent to the service, kept for the clinic's staff.
+class ReplyKind(enum.StrEnum):
+    """What a patient's text asked for."""
 
-    The body is stored for staff to read and never written to a log. A webhook Twilio
-    delivers twice (same MessageSid) is recorded once.
+    message = "message"  # anything else: for the clinic's staff to read
+    opt_out = "opt_out"
+    opt_in = "opt_in"
+    help = "help"
+
+
+class ReplyState(enum.StrEnum):
+    unread = "unread"
+    handled = "handled"
+
+
+class InboundMessage(SQLModel, table=True):
+    """A text a patient sent, kept for the clinic's staff: the clinic's inbox and timeline.
+
+    The body is stored for staff to read and never written to a log. A message is `unread`
+    until a staff member marks it handled; a keyword (STOP, START, HELP) is answered by the
+    service itself and is recorded as handled when it arrives, with nobody named.
     """
 
     __table_args__ = (
         UniqueConstraint("patient_id", "provider_id", name="uq_inbound_patient_provider"),
+        Index("ix_inboundmessage_clinic_state", "clinic_id", "state", "received_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     clinic_id: int = Field(foreign_key="clinic.id", index=True)
     patient_id: int = Field(foreign_key="patient.id", index=True)
-    keyword: str = Field(max_length=8)  # stop | start | help | other
+    course_id: int | None = Field(default=None, foreign_key="course.id", index=True)
+    kind: ReplyKind = Field(sa_column=Column(String(8), nullable=False))
     body: str = Field(sa_column=Column(Text, nullable=False))
     provider_id: str | None = Field(default=None, max_length=64)
     received_at: datetime = Field(default_factory=utcnow)
+    state: ReplyState = Field(
+        default=ReplyState.unread, sa_column=Column(String(8), nullable=False)
+    )
+    handled_at: datetime | None = None
+    handled_by: str | None = Field(default=None, max_length=254)  # a staff email, or "api"
+
+
+# The condition of the partial index on texts not applied yet.
+UNAPPLIED = text("applied_at IS NULL")
+
+
+class InboundText(SQLModel, table=True):
+    """Every text the provider delivered, by its MessageSid, kept before anything is applied.
+
+    The unique MessageSid makes a replayed webhook a no-op: it finds its text recorded and
+    answers what was answered the first time. A text whose processing failed after it was
+    recorded is applied later by the worker. The number and the words are cleared once the
+    text is applied (InboundMessage keeps them for staff); the MessageSid stays.
+    """
+
+    __table_args__ = (
+        Index(
+            "ix_inboundtext_unapplied",
+            "received_at",
+            postgresql_where=UNAPPLIED,
+            sqlite_where=UNAPPLIED,
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_sid: str = Field(max_length=64, unique=True)
+    phone: str | None = Field(default=None, max_length=64)
+    body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    opt_out_type: str | None = Field(default=None, max_length=16)
+    received_at: datetime
+    applied_at: datetime | None = None
+    reply: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class StaffUser(SQLModel, table=True):

@@ -141,7 +141,7 @@ def sms_first_name(name: str) -> str:
     longer word is cut short) and letters with no GSM-7 form are left out.
     """
     kept = "".join(char for char in gsm_safe(name) if char in _GSM7_BASIC)
-    words = _one_line(kept).split(" ")
+    words = one_line(kept).split(" ")
     result = ""
     for word in words:
         candidate = f"{result} {word}" if result else word
@@ -186,9 +186,21 @@ def is_gsm7(text: str) -> bool:
     return all(char in _GSM7_BASIC or char in _GSM7_EXTENSION for char in text)
 
 
-def _one_line(text: str) -> str:
+def one_line(text: str) -> str:
     """Collapse every run of whitespace to one space."""
     return _WHITESPACE.sub(" ", text).strip()
+
+
+def template_environment(path: Path) -> Environment:
+    """The Jinja2 environment of every text the service writes: undefined names are errors,
+    HTML (only) is escaped, and block tags leave no blank lines behind."""
+    return Environment(
+        loader=FileSystemLoader(path),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 class Renderer:
@@ -196,13 +208,7 @@ class Renderer:
 
     def __init__(self, templates_path: Path) -> None:
         self.templates_path = Path(templates_path)
-        self._env = Environment(
-            loader=FileSystemLoader(self.templates_path),
-            undefined=StrictUndefined,
-            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        self._env = template_environment(self.templates_path)
         self._env.filters["rotate"] = rotate
 
     def sms(self, parts: Sequence[Part], context: MessageContext) -> str:
@@ -235,7 +241,7 @@ class Renderer:
     def sms_tip(self, part: Part, context: MessageContext) -> str:
         """The short form of a routine nudge: the line it adds when it rides along in an SMS."""
         text = self._render(f"sms/{context.locale}/{part.template}.short.txt", context, part.params)
-        return _one_line(text)
+        return one_line(text)
 
     def _sms_text(
         self, primary: Part, extras: Sequence[Part], context: MessageContext, *, compact: bool
@@ -255,13 +261,13 @@ class Renderer:
             primary=body,
             extras=tips,
         )
-        return _one_line(text)
+        return one_line(text)
 
     def email(self, parts: Sequence[Part], context: MessageContext) -> RenderedEmail:
         """Email whose subject comes from the first part and whose body holds every part in full."""
         primary = _require(parts)[0]
         folder = f"email/{context.locale}"
-        subject = _one_line(
+        subject = one_line(
             self._render(f"{folder}/{primary.template}.subject.txt", context, primary.params)
         )
         texts = [

@@ -8,8 +8,8 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import ColumnElement, func, select
 from sqlmodel import Session, col
 
-from reminders.models import Message, MessageStatus, WorkerHeartbeat
-from reminders.services import courses_to_confirm
+from reminders.models import InboundMessage, Message, MessageStatus, ReplyState, WorkerHeartbeat
+from reminders.services import courses_to_confirm, overdue_replies
 
 OVERDUE_AFTER = timedelta(minutes=5)
 SHOWN = 20  # courses to confirm listed one by one
@@ -26,6 +26,10 @@ class StatusReport:
     workers: list[tuple[str, datetime]] = field(default_factory=list)
     # Courses near or past their planned end with no last dose: (course id, planned end).
     to_confirm: list[tuple[int, date]] = field(default_factory=list)
+    unread_replies: int = 0
+    # Unread for more than one business day. Shown, but it leaves the check healthy: it asks
+    # the clinic's staff to read their inbox, not operations to restart anything.
+    overdue_replies: int = 0
 
     @property
     def healthy(self) -> bool:
@@ -59,6 +63,12 @@ def collect(session: Session, *, now: datetime) -> StatusReport:
             (course.id, course.start_date + timedelta(weeks=course.weeks))  # type: ignore[misc]
             for course, _patient in courses_to_confirm(session, now=now)
         ],
+        unread_replies=session.execute(
+            select(func.count())
+            .select_from(InboundMessage)
+            .where(col(InboundMessage.state) == ReplyState.unread.value)
+        ).scalar_one(),
+        overdue_replies=len(overdue_replies(session, now=now)),
     )
 
 
@@ -70,6 +80,8 @@ def render(report: StatusReport) -> str:
         f"unknown:            {report.unknown}",
         f"failed today (UTC): {report.failed_today}",
         f"live workers:       {len(report.workers)}",
+        f"unread replies:     {report.unread_replies}",
+        f"replies overdue:    {report.overdue_replies} (unread > 1 business day)",
     ]
     lines += [f"  {worker_id} (seen {seen:%H:%M:%S} UTC)" for worker_id, seen in report.workers]
     lines.append(f"to confirm the end: {len(report.to_confirm)} (last dose or extend)")

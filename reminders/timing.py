@@ -77,3 +77,25 @@ def seconds_until_quiet(
         start_day += timedelta(days=1)
     begins = local_instant(start_day, quiet_start, zone)
     return int((begins - instant).total_seconds())
+
+
+# Saturday and Sunday: no business is done, so no waiting counts.
+WEEKEND = (5, 6)
+
+
+def business_deadline(start: datetime, zone: ZoneInfo, *, hours: float) -> datetime:
+    """The instant `hours` of weekday time (Monday to Friday in `zone`) after `start`.
+
+    Weekends do not count, public holidays do: the service knows no clinic's calendar. Time
+    is counted in real hours, so a DST change shifts the wall-clock deadline by its hour.
+    """
+    left = timedelta(hours=hours)
+    at = to_utc(start)
+    while True:
+        day = to_local(at, zone).date()
+        midnight = local_instant(day + timedelta(days=1), time(0, 0), zone)
+        if day.weekday() not in WEEKEND:
+            if midnight - at >= left:
+                return at + left
+            left -= midnight - at
+        at = midnight

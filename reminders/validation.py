@@ -71,15 +71,44 @@ class Enrollment:
     ipledge: bool
 
 
-def parse_phone(value: str, region: str) -> str:
-    """A phone number in E.164, parsed with the clinic's region when it has no country code."""
+def _phone_number(value: str, region: str) -> phonenumbers.PhoneNumber:
+    """A valid phone number, read with `region` when it has no country code."""
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException:
         raise ValueError(f"{value!r} is not a phone number") from None
     if not phonenumbers.is_valid_number(number):
         raise ValueError(f"{value!r} is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return number
+
+
+def parse_phone(value: str, region: str) -> str:
+    """A phone number in E.164, parsed with the clinic's region when it has no country code."""
+    return phonenumbers.format_number(
+        _phone_number(value, region), phonenumbers.PhoneNumberFormat.E164
+    )
+
+
+# Every automatic answer to a patient gives the clinic's phone, so its length is part of the
+# SMS budget.
+HELP_PHONE_MAX = 20
+
+
+def parse_help_phone(value: str, region: str) -> str:
+    """A clinic's phone for patients, as they would dial it: national format in `region`,
+    international for a number abroad; at most HELP_PHONE_MAX characters."""
+    text = value.strip()
+    if not text:
+        raise ValueError("required: the phone patients call about anything urgent")
+    number = _phone_number(text, region)
+    local = phonenumbers.region_code_for_number(number) == region
+    style = phonenumbers.PhoneNumberFormat.NATIONAL if local else None
+    shown = phonenumbers.format_number(
+        number, style or phonenumbers.PhoneNumberFormat.INTERNATIONAL
+    )
+    if len(shown) > HELP_PHONE_MAX:
+        raise ValueError(f"{shown!r} is longer than {HELP_PHONE_MAX} characters")
+    return shown
 
 
 def parse_email(value: str) -> str:

@@ -10,7 +10,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -19,19 +19,26 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col
 
-from reminders.channels.registry import build_transports
+from reminders.channels.registry import build_transports, email_transport
 from reminders.db import is_postgres, session_scope
 from reminders.dispatch import Dispatcher, TickReport
 from reminders.logs import bind_worker
 from reminders.models import Message, WorkerHeartbeat
+from reminders.notices import send_reply_notices
 from reminders.recovery import reap
 from reminders.runtime import Runtime
-from reminders.services import plan_all
+from reminders.services import apply_unapplied_texts, plan_all
 
 log = logging.getLogger(__name__)
 
 # Heroku sends SIGKILL 30 s after SIGTERM; in-flight sends must be settled well before.
 SHUTDOWN_GRACE_SECONDS = 25
+# How often the worker looks for replies to tell staff of (each clinic still hears at most
+# once per REPLY_NOTIFY_INTERVAL) and for texts their request recorded but did not apply.
+REPLIES_INTERVAL_SECONDS = 60
+# A text still unapplied this long after it arrived was left by its request (Twilio gave up
+# on the webhook after 15 s); younger ones may still be in their request's hands.
+UNAPPLIED_AFTER = timedelta(minutes=1)
 
 
 def make_dispatcher(runtime: Runtime, *, worker_id: str | None = None) -> Dispatcher:
@@ -79,6 +86,24 @@ def send_due(runtime: Runtime, dispatcher: Dispatcher | None = None) -> TickRepo
             setattr(total, name, getattr(total, name) + value)
         if report.claimed < runtime.settings.batch_size:
             return total
+
+
+def replies_pass(runtime: Runtime, now: datetime) -> int:
+    """Apply texts left unapplied, then email the clinics that have new replies to read;
+    returns the emails sent. Uses its own email transport, closed when the pass ends."""
+    with session_scope(runtime.engine) as session:
+        applied = apply_unapplied_texts(
+            session, ctx=runtime.context(now), older_than=UNAPPLIED_AFTER
+        )
+    if applied:
+        log.warning("%d text(s) applied that their webhook had only recorded", applied)
+    transport = email_transport(runtime.settings)
+    try:
+        return send_reply_notices(
+            runtime.engine, transport=transport, settings=runtime.settings, now=now
+        )
+    finally:
+        transport.close()
 
 
 def heartbeat(
@@ -145,6 +170,10 @@ def run(runtime: Runtime) -> None:
         if not stopping.is_set():
             reap(runtime, dispatcher)
 
+    def replies_job() -> None:
+        if not stopping.is_set():
+            replies_pass(runtime, clock())
+
     first = datetime.now(UTC)  # the scheduler's own clock, not the service's
     scheduler.add_job(
         plan_job, "interval", seconds=settings.plan_interval, id="plan", next_run_time=first
@@ -157,6 +186,7 @@ def run(runtime: Runtime) -> None:
         next_run_time=first,
     )
     scheduler.add_job(reap_job, "interval", seconds=settings.reap_interval, id="reap")
+    scheduler.add_job(replies_job, "interval", seconds=REPLIES_INTERVAL_SECONDS, id="replies")
 
     def shutdown(signum: int, _frame: FrameType | None) -> None:
         log.info("signal %s: finishing in-flight sends, then exiting", signum)

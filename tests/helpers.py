@@ -10,7 +10,17 @@ from sqlmodel import Session, select
 from reminders.db import session_scope
 from reminders.models import Clinic, Course, Message, Patient
 from reminders.runtime import Runtime
-from reminders.services import create_clinic, enroll
+from reminders.services import create_clinic, enroll, receive_text, record_text
+
+# `reminders clinic add` with what every clinic must give.
+CLINIC_ADD = [
+    "clinic",
+    "add",
+    "--name",
+    "Riverside Dermatology",
+    "--help-contact",
+    "(212) 555-0100",
+]
 
 
 class Clock:
@@ -39,7 +49,7 @@ def add_clinic(rt: Runtime, now: datetime, **kwargs: Any) -> Clinic:
         clinic, _key = create_clinic(
             session,
             name=kwargs.pop("name", "Riverside Dermatology"),
-            help_contact="555-0100",
+            help_contact="(212) 555-0100",
             now=now,
             **kwargs,
         )
@@ -59,6 +69,23 @@ def add_patient(
     raw.update(fields)
     with session_scope(rt.engine) as session:
         return enroll(session, clinic=clinic, raw=raw, source="staff", ctx=rt.context(now))
+
+
+def receive(rt: Runtime, *, phone: str, body: str, at: datetime, sid: str | None = None) -> None:
+    """A patient's text, through the webhook's two steps: recorded, then applied."""
+    import uuid
+
+    with session_scope(rt.engine) as session:
+        text_id = record_text(
+            session,
+            message_sid=sid or f"SM{uuid.uuid4().hex}",
+            phone=phone,
+            body=body,
+            opt_out_type=None,
+            now=at,
+        )
+        assert text_id is not None, "a MessageSid recorded before"
+        receive_text(session, text_id=text_id, ctx=rt.context(at))
 
 
 def outbox(rt: Runtime, **where: Any) -> list[Message]:
@@ -91,7 +118,7 @@ def seed_due(engine, count: int, now: datetime) -> list[str]:  # type: ignore[no
     zone_name = daytime_zone(now)
     phones = [f"+1212{n:07d}" for n in range(count)]
     with session_scope(engine) as session:
-        clinic = Clinic(name="Riverside Dermatology", help_contact="555-0100")
+        clinic = Clinic(name="Riverside Dermatology", help_contact="(212) 555-0100")
         session.add(clinic)
         session.flush()
         patients = [

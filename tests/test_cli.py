@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from reminders.cli import app
 from reminders.config import get_settings
 from reminders.models import ConsentEvent, Course, Message, Patient
+from tests.helpers import CLINIC_ADD
 
 NOW = "2026-03-16T18:00:00+00:00"
 
@@ -52,16 +53,7 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 @pytest.fixture
 def clinic_id(cli) -> str:
-    out = cli(
-        "clinic",
-        "add",
-        "--name",
-        "Riverside Dermatology",
-        "--help-contact",
-        "555-0100",
-        "--format",
-        "json",
-    ).stdout
+    out = cli(*CLINIC_ADD, "--format", "json").stdout
     data = json.loads(out)
     assert data["api_key"].startswith("rk_")
     return str(data["id"])
@@ -88,6 +80,8 @@ def test_every_command_has_help(cli) -> None:
         ["db", "upgrade"],
         ["clinic", "add"],
         ["clinic", "rotate-key"],
+        ["clinic", "update"],
+        ["replies"],
         ["enroll"],
         ["import"],
         ["preview"],
@@ -269,3 +263,107 @@ def test_course_actions_from_the_command_line(cli, clinic_id) -> None:
     )
     assert "cancelled" in cli("course", "stop", str(course)).stdout
     assert cli("course", "resume", str(course), code=2).stderr.startswith("error: status:")
+
+
+def clinic_row(cli, clinic_id: str):  # type: ignore[no-untyped-def]
+    from reminders.models import Clinic
+
+    engine = create_engine(cli.url)
+    with Session(engine) as session:
+        found = session.get(Clinic, int(clinic_id))
+    engine.dispose()
+    return found
+
+
+def test_clinic_add_requires_a_help_phone(cli) -> None:
+    result = cli("clinic", "add", "--name", "Lakeside Skin", code=2)
+    assert "--help-contact" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("phone", "reason"),
+    [
+        ("555-0100", "'555-0100' is not a valid phone number"),
+        ("call us", "'call us' is not a phone number"),
+        ("", "required: the phone patients call about anything urgent"),
+    ],
+)
+def test_a_bad_help_phone_is_refused_naming_the_field(cli, phone: str, reason: str) -> None:
+    result = cli("clinic", "add", "--name", "Lakeside Skin", "--help-contact", phone, code=2)
+    assert result.stderr.strip() == f"error: help_contact: {reason}"
+
+
+def test_the_help_phone_is_kept_in_national_format_and_a_foreign_one_in_international(
+    cli,
+) -> None:
+    local = json.loads(
+        cli(
+            "clinic", "add", "--name", "Lakeside", "--help-contact", "+12125550100",
+            "--format", "json",
+        ).stdout
+    )  # fmt: skip
+    abroad = json.loads(
+        cli(
+            "clinic", "add", "--name", "Madrid", "--help-contact", "+34 912 345 678",
+            "--format", "json",
+        ).stdout
+    )  # fmt: skip
+    assert (local["help_contact"], abroad["help_contact"]) == ("(212) 555-0100", "+34 912 34 56 78")
+
+
+def test_clinic_update_sets_the_address_told_of_replies_and_clears_it(cli, clinic_id) -> None:
+    out = cli("clinic", "update", clinic_id, "--notify-email", "Desk@Riverside.example").stdout
+    assert "new replies told to Desk@riverside.example" in out
+    assert clinic_row(cli, clinic_id).notify_email == "Desk@riverside.example"
+    cli("clinic", "update", clinic_id, "--notify-email", "")
+    assert clinic_row(cli, clinic_id).notify_email is None
+
+
+def test_clinic_update_refuses_a_bad_value_and_changes_nothing(cli, clinic_id) -> None:
+    result = cli("clinic", "update", clinic_id, "--help-contact", "12", code=2)
+    assert result.stderr.strip().startswith("error: help_contact: ")
+    assert clinic_row(cli, clinic_id).help_contact == "(212) 555-0100"
+    assert cli("clinic", "update", clinic_id, code=2).stderr.startswith("error: clinic: ")
+
+
+def test_replies_lists_a_clinics_unread_texts_newest_first(cli, clinic_id) -> None:
+    from datetime import datetime
+
+    from reminders.db import make_engine
+    from tests.conftest import make_runtime
+    from tests.helpers import receive
+
+    patient = json.loads(cli(*enroll_args(clinic_id), "--format", "json").stdout)["patient_id"]
+    engine = make_engine(cli.url)
+    rt = make_runtime(engine)
+    for body in ("HELP", "Is it normal\nto peel?"):
+        receive(rt, phone="+12125550101", body=body, at=datetime.fromisoformat(NOW))
+    engine.dispose()
+    unread = json.loads(
+        cli("replies", "--clinic", clinic_id, "--unread", "--format", "json").stdout
+    )
+    assert [(r["patient_id"], r["kind"], r["state"], r["body"]) for r in unread] == [
+        (patient, "message", "unread", "Is it normal\nto peel?")
+    ]
+    lines = cli("replies", "--clinic", clinic_id).stdout.splitlines()
+    assert len(lines) == 2
+    assert "unread   message  patient" in lines[0] and lines[0].endswith("Is it normal to peel?")
+    assert "2026-03-16 14:00 EDT" in lines[0]
+    assert "handled  help" in lines[1]
+    assert cli("replies", "--clinic", "99", code=3).stderr.strip() == "error: clinic 99 not found"
+
+
+def test_enrolling_a_number_that_opted_out_says_no_text_will_be_sent(cli, clinic_id) -> None:
+    from datetime import datetime
+
+    from reminders.db import make_engine
+    from tests.conftest import make_runtime
+    from tests.helpers import receive
+
+    first = json.loads(cli(*enroll_args(clinic_id), "--format", "json").stdout)
+    engine = make_engine(cli.url)
+    receive(make_runtime(engine), phone="+12125550101", body="STOP", at=datetime.fromisoformat(NOW))
+    engine.dispose()
+    cli("course", "stop", str(first["course_id"]))
+    out = cli(*enroll_args(clinic_id)).stdout
+    assert "note: this number opted out of texts earlier: none are sent" in out

@@ -27,7 +27,7 @@ from tests.conftest import NOW, make_runtime
 from tests.fakes.smtp_server import SmtpServer
 from tests.fakes.twilio_process import TwilioProcess
 from tests.fakes.twilio_server import TwilioServer
-from tests.helpers import Clock, add_clinic, add_patient, outbox
+from tests.helpers import CLINIC_ADD, Clock, add_clinic, add_patient, outbox
 
 PUBLIC = "https://reminders.example.org"
 SERVICE_SID = "MG" + "1" * 32
@@ -92,16 +92,7 @@ def test_send_due_delivers_sms_and_email_once_each_with_every_field(env, twilio,
     with freeze_time(NOW):
         cli("db", "upgrade")
         clinic = json.loads(
-            cli(
-                "clinic",
-                "add",
-                "--name",
-                "Riverside Dermatology",
-                "--sms-name",
-                "Riverside Derm",
-                "--format",
-                "json",
-            ).stdout
+            cli(*CLINIC_ADD, "--sms-name", "Riverside Derm", "--format", "json").stdout
         )["id"]
         common = [
             "enroll",

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from reminders.cli import app
 from reminders.config import get_settings
+from tests.helpers import CLINIC_ADD
 
 START = datetime.fromisoformat("2026-03-02T14:00:00+00:00")  # a Monday, 09:00 in New York
 
@@ -44,9 +45,7 @@ def delivered(tmp_path: Path) -> list[dict]:
 def test_every_planned_message_arrives_once_in_order_at_its_instant(cli, tmp_path: Path) -> None:
     with freeze_time(START):
         cli("db", "upgrade")
-        clinic = json.loads(
-            cli("clinic", "add", "--name", "Riverside Dermatology", "--format", "json")
-        )
+        clinic = json.loads(cli(*CLINIC_ADD, "--format", "json"))
         enrolled = json.loads(
             cli(
                 "enroll",

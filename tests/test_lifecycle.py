@@ -124,7 +124,7 @@ def test_each_named_move_makes_the_move_its_name_says(engine: Engine) -> None:
         "report": (
             S.sent,
             lambda s, r: lifecycle.report(
-                s, row_id=r, target=S.delivered, provider_id=None, reason=None, now=NOW
+                s, row_id=r, target=S.delivered, provider_id="SM1", reason=None, now=NOW
             ),
         ),
     }

@@ -16,7 +16,7 @@ from reminders.migrations import upgrade
 from reminders.models import Message
 from reminders.worker import heartbeat
 from tests.conftest import NOW, make_runtime
-from tests.helpers import add_clinic, add_patient
+from tests.helpers import add_clinic, add_patient, receive
 
 
 @pytest.fixture
@@ -71,3 +71,23 @@ def test_status_fails_when_a_message_is_overdue(status) -> None:
     result = run(NOW)
     assert result.exit_code == 1
     assert "overdue (> 5 min):  1" in result.stdout
+
+
+def test_status_shows_replies_unread_for_more_than_a_business_day_and_stays_healthy(
+    status,
+) -> None:
+    rt, run = status
+    patient, _course = add_patient(rt, add_clinic(rt, NOW), NOW)
+    # NOW is a Monday 14:00 in New York: one text on the Friday before, 14:00, one at NOW.
+    friday = NOW - timedelta(days=3)
+    for at in (friday, NOW):
+        receive(rt, phone=patient.phone or "", body="A question", at=at)
+    with freeze_time(NOW):
+        heartbeat(rt, "w1", NOW, now=NOW, ticked=True)
+    # Friday 14:00 + 24 weekday hours is Monday 14:00: overdue from then, not before.
+    before = run(NOW - timedelta(minutes=1))
+    assert "replies overdue:    0" in before.stdout
+    after = run(NOW + timedelta(seconds=30))
+    assert "unread replies:     2" in after.stdout
+    assert "replies overdue:    1 (unread > 1 business day)" in after.stdout
+    assert after.exit_code == 0 and "healthy" in after.stdout

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from reminders.timing import is_quiet, local_instant, next_allowed, seconds_until_quiet, to_local
+import pytest
+
+from reminders.timing import (
+    business_deadline,
+    is_quiet,
+    local_instant,
+    next_allowed,
+    seconds_until_quiet,
+    to_local,
+)
 
 NEW_YORK = ZoneInfo("America/New_York")
 SYDNEY = ZoneInfo("Australia/Sydney")
@@ -170,3 +179,39 @@ def test_seconds_until_quiet_waits_for_tomorrow_when_quiet_hours_do_not_wrap() -
     left = seconds_until_quiet(local(ORDINARY_DAY, time(23, 0)), NEW_YORK, **span)
 
     assert left == 2 * 3600
+
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+@pytest.mark.parametrize(
+    ("received", "due"),
+    [
+        # Monday 10:00 -> Tuesday 10:00: an ordinary weekday.
+        ((date(2026, 6, 15), time(10, 0)), (date(2026, 6, 16), time(10, 0))),
+        # Thursday 12:00 -> Friday 12:00.
+        ((date(2026, 6, 18), time(12, 0)), (date(2026, 6, 19), time(12, 0))),
+        # Friday 15:00 -> Monday 15:00: the weekend does not count.
+        ((date(2026, 6, 19), time(15, 0)), (date(2026, 6, 22), time(15, 0))),
+        # Saturday 10:00 and Sunday 23:00 count from Monday 00:00 -> Tuesday 00:00.
+        ((date(2026, 6, 20), time(10, 0)), (date(2026, 6, 23), time(0, 0))),
+        ((date(2026, 6, 21), time(23, 0)), (date(2026, 6, 23), time(0, 0))),
+        # A whole Friday is a whole business day: Friday 00:00 -> Saturday 00:00.
+        ((date(2026, 6, 19), time(0, 0)), (date(2026, 6, 20), time(0, 0))),
+        # One minute later it runs into Monday: Friday 00:01 -> Monday 00:01.
+        ((date(2026, 6, 19), time(0, 1)), (date(2026, 6, 22), time(0, 1))),
+        # The spring-forward weekend: 24 weekday hours still end at the same wall time.
+        ((date(2026, 3, 6), time(12, 0)), (date(2026, 3, 9), time(12, 0))),
+    ],
+)
+def test_a_business_day_is_24_weekday_hours_in_the_clinics_zone(
+    received: tuple[date, time], due: tuple[date, time]
+) -> None:
+    start = local(*received)
+    assert business_deadline(start, NEW_YORK, hours=24) == local(*due)
+
+
+def test_the_weekend_is_the_clinics_weekend_not_utcs() -> None:
+    # Friday 20:00 in Tokyo is Friday 11:00 UTC: Tokyo's weekend starts four hours later.
+    start = local(date(2026, 6, 19), time(20, 0), TOKYO)
+    assert business_deadline(start, TOKYO, hours=24) == local(date(2026, 6, 22), time(20, 0), TOKYO)

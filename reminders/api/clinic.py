@@ -15,6 +15,8 @@ from sqlmodel import Session
 from reminders.api.errors import CONFLICT_RESPONSE, ERROR_RESPONSES
 from reminders.api.imports import IMPORT_BODY, IMPORT_RESPONSES, read_upload
 from reminders.api.schemas import (
+    ClinicChange,
+    ClinicOut,
     ConsentList,
     ConsentOut,
     CourseChange,
@@ -49,6 +51,7 @@ from reminders.services import (
     record_event,
     resume_course,
     stop_course,
+    update_clinic,
     update_patient,
 )
 from reminders.timing import local_today
@@ -60,6 +63,22 @@ router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 PatientId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Patient id")]
 CourseId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Course id")]
 SOURCE = "api"
+
+
+@router.get("/clinic", tags=["clinic"])
+def read_clinic(clinic: ClinicDep) -> ClinicOut:
+    """The clinic of the key: its name, zone, help phone and the address told of replies."""
+    return ClinicOut.model_validate(clinic)
+
+
+@router.patch("/clinic", tags=["clinic"])
+def change_clinic(body: ClinicChange, clinic: ClinicDep, session: SessionDep) -> ClinicOut:
+    """Change the help phone, or the address told of new replies (null stops the notices)."""
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    if not changes:
+        raise InvalidInput.one("body", "give help_contact or notify_email")
+    update_clinic(session, clinic=clinic, changes=changes)
+    return ClinicOut.model_validate(clinic)
 
 
 @router.post("/patients", status_code=201, tags=["patients"])

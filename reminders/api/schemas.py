@@ -20,6 +20,8 @@ from reminders.models import (
     CourseStatus,
     MessageStatus,
     Patient,
+    ReplyKind,
+    ReplyState,
 )
 from reminders.render import LOCALES
 from reminders.services.courses import end_to_confirm
@@ -127,6 +129,20 @@ class EventIn(Strict):
 
     type: Literal["pregnancy_test"]
     date: date
+
+
+class ClinicChange(Strict):
+    """The clinic's help phone or the address told of new replies; null stops the notices."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"notify_email": "front-desk@riverside.example"}]},
+    )
+
+    help_contact: Annotated[
+        str, Field(max_length=32, pattern=_PRINTABLE, examples=["(212) 555-0100"])
+    ] = Field(default="", description="The phone patients call about anything urgent")
+    notify_email: Email | None = None
 
 
 class ErrorItem(BaseModel):
@@ -257,6 +273,37 @@ class EventOut(Out):
     type: str
     date: date
     created_at: datetime
+
+
+class ClinicOut(Out):
+    id: int
+    name: str
+    timezone: str
+    region: str
+    help_contact: str
+    notify_email: str | None
+
+
+class ReplyOut(Out):
+    """A patient's text: a message for staff (unread until handled) or a keyword the service
+    answered itself (handled when it arrived, `handled_by` null)."""
+
+    id: int
+    patient_id: int
+    course_id: int | None
+    received_at: datetime
+    body: str
+    kind: ReplyKind
+    state: ReplyState
+    handled_at: datetime | None
+    handled_by: str | None
+
+
+class ReplyPage(BaseModel):
+    items: list[ReplyOut]
+    total: int
+    limit: int
+    offset: int
 
 
 class ImportedRow(BaseModel):

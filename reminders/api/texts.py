@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import Response
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from twilio.twiml.messaging_response import MessagingResponse
 
 from reminders.models import Clinic
-from reminders.render import LOCALES, gsm_safe
+from reminders.render import LOCALES, gsm_safe, one_line, template_environment
 
 TEMPLATES = Path(__file__).parent / "templates"
 TWIML_MEDIA_TYPE = "application/xml"
 
-_env = Environment(
-    loader=FileSystemLoader(TEMPLATES),
-    undefined=StrictUndefined,
-    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
-_WHITESPACE = re.compile(r"\s+")
+_env = template_environment(TEMPLATES)
+# A number enrolled at more clinics than this hears from the latest ones by name: more names
+# would not fit the two SMS segments every reply keeps to.
+NAMED_CLINICS = 2
 
 
 @dataclass(frozen=True)
@@ -39,12 +33,15 @@ def _locale(locale: str) -> str:
 
 
 def reply_text(keyword: str, *, locale: str, clinics: Sequence[Clinic]) -> str:
-    """One-line SMS reply to a keyword (stop, start, help, other), naming the clinics."""
+    """One-line SMS reply to a keyword (stop, start, help, other), naming the clinics (the
+    latest enrolments first, at most NAMED_CLINICS of them)."""
     # Clinic names are folded to GSM-7 like in every SMS, so one letter cannot double the cost.
-    contacts = [ClinicContact(gsm_safe(c.name), gsm_safe(c.help_contact)) for c in clinics]
+    contacts = [
+        ClinicContact(gsm_safe(c.name), gsm_safe(c.help_contact)) for c in clinics[:NAMED_CLINICS]
+    ]
     names = " / ".join(contact.name for contact in contacts)
     template = _env.get_template(f"replies/{_locale(locale)}/{keyword}.txt")
-    return _WHITESPACE.sub(" ", template.render(clinics=contacts, names=names)).strip()
+    return one_line(template.render(clinics=contacts, names=names))
 
 
 def twiml(text: str | None = None) -> Response:

@@ -8,9 +8,11 @@ Anything else answers 403 before a single row is read or written.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from sqlalchemy.exc import OperationalError
 from twilio.request_validator import RequestValidator
 
 from reminders.api.errors import VALIDATION_RESPONSE
@@ -18,10 +20,19 @@ from reminders.api.schemas import ErrorBody
 from reminders.api.texts import TWIML_MEDIA_TYPE, reply_text, twiml
 from reminders.channels.twilio_status import read_status_callback
 from reminders.config import Settings
-from reminders.deps import ContextDep, NowDep, RuntimeDep, SessionDep
+from reminders.db import session_waiting
+from reminders.deps import NowDep, RuntimeDep, SessionDep
 from reminders.inbound import Keyword
 from reminders.privacy import mask_phone
-from reminders.services import InboundOutcome, receive_text, record_delivery
+from reminders.runtime import Runtime
+from reminders.services import (
+    InboundOutcome,
+    answer_to,
+    receive_text,
+    record_delivery,
+    record_text,
+    remember_answer,
+)
 from reminders.validation import InvalidInput
 
 log = logging.getLogger(__name__)
@@ -34,6 +45,17 @@ FORBIDDEN: dict[int | str, dict[str, Any]] = {
 router = APIRouter(
     prefix="/webhooks/twilio", tags=["webhooks"], responses={**FORBIDDEN, **VALIDATION_RESPONSE}
 )
+
+
+class Deadline:
+    """Seconds left of a wait that began when it was made (the request's own clock)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.until = time.monotonic() + seconds
+
+    def left(self) -> float:
+        # At least a moment: a transaction that finds the database free needs no wait at all.
+        return max(0.05, self.until - time.monotonic())
 
 
 def signed_url(request: Request, settings: Settings) -> str:
@@ -83,18 +105,65 @@ def reply_for(outcome: InboundOutcome, *, twilio_handled: bool) -> str | None:
     return reply_text(keyword.value, locale=outcome.locale, clinics=outcome.clinics)
 
 
-@router.post("/inbound", response_class=Response, responses=TWIML_RESPONSE)
-def inbound(form: SignedForm, session: SessionDep, ctx: ContextDep) -> Response:
-    """A patient's text: honour STOP/START/HELP at each clinic, keep anything else for staff."""
+def _message_sid(form: dict[str, str]) -> str:
+    sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
+    if not sid:
+        raise InvalidInput.one("MessageSid", "required")
+    return sid
+
+
+@router.post(
+    "/inbound",
+    response_class=Response,
+    responses={
+        **TWIML_RESPONSE,
+        503: {"description": "The database stayed busy: the text was not recorded"},
+    },
+)
+def inbound(form: SignedForm, rt: RuntimeDep, now: NowDep) -> Response:
+    """A patient's text: recorded first, then STOP/START/HELP honoured at each clinic and
+    anything else kept for the clinic's staff; a replay changes nothing and is answered as
+    the first delivery was."""
+    sid = _message_sid(form)
     phone = form.get("From", "").strip()
-    outcome = receive_text(
-        session,
-        phone=phone,
-        body=form.get("Body", ""),
-        provider_id=form.get("MessageSid") or None,
-        opt_out_type=form.get("OptOutType") or None,
-        ctx=ctx,
-    )
+    wait = Deadline(rt.settings.inbound_wait_seconds)
+    try:
+        # Its own short transaction: once committed the text is kept, whatever happens next.
+        with session_waiting(rt.engine, seconds=wait.left()) as session:
+            text_id = record_text(
+                session,
+                message_sid=sid,
+                phone=phone,
+                body=form.get("Body", ""),
+                opt_out_type=form.get("OptOutType") or None,
+                now=now,
+            )
+    except OperationalError:
+        log.error(
+            "text from %s not recorded: the database stayed busy for %g s",
+            mask_phone(phone),
+            rt.settings.inbound_wait_seconds,
+        )
+        return Response(status_code=503, headers={"Retry-After": "1"})
+    if text_id is None:
+        log.info("text from %s delivered again: answered as before", mask_phone(phone))
+        return twiml(_first_answer(rt, sid, wait))
+    try:
+        with session_waiting(rt.engine, seconds=wait.left()) as session:
+            outcome = receive_text(session, text_id=text_id, ctx=rt.context(now))
+            reply = None
+            if outcome is not None:
+                reply = reply_for(outcome, twilio_handled=bool(form.get("OptOutType")))
+            remember_answer(session, text_id=text_id, reply=reply)
+    except Exception as exc:  # anything at all: the text is kept, and the worker applies it
+        # Only the error's type: its message may quote the statement's values, the words
+        # of the text among them.
+        log.error(
+            "text from %s recorded but not applied (%s); the worker applies it",
+            mask_phone(phone),
+            type(exc).__name__,
+        )
+        return twiml()
     if outcome is None:
         log.info("text from %s, a number not enrolled anywhere", mask_phone(phone))
         return twiml()
@@ -105,7 +174,16 @@ def inbound(form: SignedForm, session: SessionDep, ctx: ContextDep) -> Response:
         len(outcome.clinics),
         " (changed)" if outcome.changed else "",
     )
-    return twiml(reply_for(outcome, twilio_handled=bool(form.get("OptOutType"))))
+    return twiml(reply)
+
+
+def _first_answer(rt: Runtime, sid: str, wait: Deadline) -> str | None:
+    """The answer the first delivery of a text got; none when the database is busy."""
+    try:
+        with session_waiting(rt.engine, seconds=wait.left()) as session:
+            return answer_to(session, message_sid=sid)
+    except OperationalError:
+        return None
 
 
 @router.post(

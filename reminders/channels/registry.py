@@ -16,10 +16,14 @@ def build_transports(settings: Settings) -> dict[str, Transport]:
         transports["sms"] = TwilioSMS.from_settings(settings)
     else:
         transports["sms"] = Console("sms", outbox=settings.console_outbox)
+    transports["email"] = email_transport(settings)
+    return transports
+
+
+def email_transport(settings: Settings) -> Transport:
+    """The configured email transport alone (the worker's notices to staff use their own)."""
     if settings.email_backend == "smtp":
         from reminders.channels.smtp_email import SmtpEmail
 
-        transports["email"] = SmtpEmail.from_settings(settings)
-    else:
-        transports["email"] = Console("email", outbox=settings.console_outbox)
-    return transports
+        return SmtpEmail.from_settings(settings)
+    return Console("email", outbox=settings.console_outbox)

@@ -49,7 +49,13 @@ def reason_for(status: str, code: int | None) -> str:
 
 
 def read_status_callback(form: Mapping[str, str]) -> DeliveryReport:
-    """The report a signed status callback carries; InvalidInput names a missing or bad field."""
+    """The report a signed status callback carries; InvalidInput names a missing or bad field.
+
+    The MessageSid is required: it is what ties a report to the send of the row it names.
+    """
+    sid = (form.get("MessageSid") or form.get("SmsSid") or "").strip()
+    if not sid:
+        raise InvalidInput.one("MessageSid", "required")
     reported = (form.get("MessageStatus") or form.get("SmsStatus") or "").strip()
     if not reported:
         raise InvalidInput.one("MessageStatus", "required")
@@ -62,7 +68,7 @@ def read_status_callback(form: Mapping[str, str]) -> DeliveryReport:
     failed = delivery in (Delivery.not_reached, Delivery.failed)
     return DeliveryReport(
         delivery=delivery,
-        provider_id=form.get("MessageSid") or None,
+        provider_id=sid,
         reason=reason_for(word, code) if failed else None,
         opted_out=code == RECIPIENT_UNSUBSCRIBED,
     )

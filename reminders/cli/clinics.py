@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -12,19 +12,44 @@ from reminders.cli.base import (
     clear_errors,
     clinic_app,
     emit,
+    fail,
     runtime,
     staff_app,
 )
 from reminders.clock import utcnow
 from reminders.db import session_scope
+from reminders.models import Clinic
+
+HelpContact = Annotated[
+    str,
+    typer.Option(
+        help="The phone patients call about anything urgent (national or +E.164); every "
+        "automatic answer to a text gives it."
+    ),
+]
+NotifyEmail = Annotated[
+    str | None,
+    typer.Option(help="Where staff are told of new replies from patients ('' to stop)."),
+]
+
+
+def _clinic_data(clinic: Clinic) -> dict[str, Any]:
+    return {
+        "id": clinic.id,
+        "name": clinic.name,
+        "timezone": clinic.timezone,
+        "help_contact": clinic.help_contact,
+        "notify_email": clinic.notify_email,
+    }
 
 
 @clinic_app.command("add")
 def clinic_add(
     name: Annotated[str, typer.Option(help="The clinic's name, as patients know it.")],
+    help_contact: HelpContact,
     tz: Annotated[str, typer.Option(help="Default IANA time zone.")] = "America/New_York",
     region: Annotated[str, typer.Option(help="Region for national phone numbers.")] = "US",
-    help_contact: Annotated[str, typer.Option(help="Phone or address for questions.")] = "",
+    notify_email: NotifyEmail = None,
     send_time: Annotated[str, typer.Option(help="Local time messages go out.")] = "10:00",
     no_ipledge: Annotated[
         bool, typer.Option("--no-ipledge", help="Never plan iPLEDGE steps.")
@@ -58,6 +83,7 @@ def clinic_add(
             timezone=tz,
             region=region,
             help_contact=help_contact,
+            notify_email=notify_email,
             send_time=send_time,
             ipledge=not no_ipledge,
             sms_name=sms_name,
@@ -66,15 +92,51 @@ def clinic_add(
             now=utcnow(),
         )
         session.flush()
-        data = {"id": clinic.id, "name": clinic.name, "sms_name": clinic.sms_name, "api_key": key}
+        data = {**_clinic_data(clinic), "sms_name": clinic.sms_name, "api_key": key}
     emit(
         fmt,
         data,
         lambda: (
-            f"clinic {data['id']} created; SMS name: {data['sms_name']}\n"
+            f"clinic {data['id']} created, SMS name {data['sms_name']}, "
+            f"help phone {data['help_contact']}\n"
             f"API key (shown once): {key}"
         ),
     )
+
+
+@clinic_app.command("update")
+def clinic_update(
+    clinic_id: Annotated[int, typer.Argument(help="Clinic id.")],
+    name: Annotated[str | None, typer.Option(help="The clinic's name.")] = None,
+    tz: Annotated[str | None, typer.Option(help="Default IANA time zone.")] = None,
+    help_contact: Annotated[
+        str | None, typer.Option(help="The phone patients call about anything urgent.")
+    ] = None,
+    notify_email: NotifyEmail = None,
+    fmt: FormatOption = Format.text,
+) -> None:
+    """Change a clinic's name, zone, help phone or the email that hears of new replies."""
+    from reminders.services import get_clinic, update_clinic
+
+    given = {"name": name, "timezone": tz, "help_contact": help_contact}
+    changes: dict[str, Any] = {key: value for key, value in given.items() if value is not None}
+    if notify_email is not None:
+        changes["notify_email"] = notify_email
+    if not changes:
+        fail("clinic: give at least one of --name, --tz, --help-contact, --notify-email")
+    rt = runtime()
+    with clear_errors(), session_scope(rt.engine) as session:
+        clinic = update_clinic(session, clinic=get_clinic(session, clinic_id), changes=changes)
+        data = _clinic_data(clinic)
+
+    def text() -> str:
+        notify = data["notify_email"] or "nobody"
+        return (
+            f"clinic {data['id']} updated: {data['name']}, help phone {data['help_contact']}, "
+            f"new replies told to {notify}"
+        )
+
+    emit(fmt, data, text)
 
 
 @clinic_app.command("rotate-key")

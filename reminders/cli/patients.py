@@ -58,7 +58,20 @@ def enroll(
             session, clinic=found, raw=raw, source="staff", ctx=rt.context(utcnow())
         )
         data = {"patient_id": patient.id, "course_id": course.id}
-    emit(fmt, data, lambda: f"patient {data['patient_id']} enrolled, course {data['course_id']}")
+        notes = [
+            note
+            for stopped, note in (
+                (patient.sms_opted_out, "this number opted out of texts earlier: none are sent"),
+                (patient.email_opted_out, "this address unsubscribed earlier: no email is sent"),
+            )
+            if stopped
+        ]
+
+    def text() -> str:
+        lines = [f"patient {data['patient_id']} enrolled, course {data['course_id']}"]
+        return "\n".join(lines + [f"note: {note}" for note in notes])
+
+    emit(fmt, data, text)
 
 
 @app.command("import")

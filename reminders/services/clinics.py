@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Mapping
 from datetime import datetime, time
+from typing import Any
 
+import phonenumbers
 from sqlmodel import Session, select
 
 from reminders.models import (
     Clinic,
 )
-from reminders.render import gsm_safe, is_gsm7
+from reminders.render import gsm_safe, is_gsm7, one_line
 from reminders.services.common import NotFound
 from reminders.timing import is_quiet
 from reminders.validation import (
     FieldError,
     InvalidInput,
+    parse_email,
+    parse_help_phone,
     parse_timezone,
 )
+
+CLINIC_FIELDS = ("name", "timezone", "help_contact", "notify_email")
 
 
 def hash_api_key(key: str) -> str:
@@ -39,13 +46,13 @@ def sms_name_for(name: str, given: str | None) -> str:
     first words. At most 20 characters of GSM-7, so no clinic can push an SMS past two
     segments (typographic punctuation is folded: "St. Mary’s" is "St. Mary's")."""
     if given is not None and given.strip():
-        folded = _one_line(gsm_safe(given))
+        folded = one_line(gsm_safe(given))
         if len(folded) > SMS_NAME_MAX:
             raise ValueError(f"{folded!r} is longer than {SMS_NAME_MAX} characters")
         if not is_gsm7(folded):
             raise ValueError(f"{folded!r} has letters an SMS cannot carry without UCS-2")
         return folded
-    folded = _one_line(gsm_safe(name))
+    folded = one_line(gsm_safe(name))
     if not is_gsm7(folded):
         raise ValueError("required: the name has letters an SMS cannot carry; give a short name")
     words, short = folded.split(" "), ""
@@ -54,10 +61,6 @@ def sms_name_for(name: str, given: str | None) -> str:
             break
         short = f"{short} {word}".strip()
     return short or folded[:SMS_NAME_MAX]
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
 
 def _parse_time(field: str, value: str | time) -> time:
@@ -69,13 +72,35 @@ def _parse_time(field: str, value: str | time) -> time:
         raise InvalidInput.one(field, f"{value!r} is not a time (use HH:MM)") from None
 
 
+def _check(field: str, parse: Any, value: Any, errors: list[FieldError], *args: Any) -> Any:
+    """`parse(value, *args)`, or None with the reason added to `errors`."""
+    try:
+        return parse(value, *args)
+    except ValueError as exc:
+        errors.append(FieldError(field, str(exc)))
+        return None
+
+
+def _name(value: str) -> str:
+    name = value.strip()
+    if not name or len(name) > 120:
+        raise ValueError("required, at most 120 characters")
+    return name
+
+
+def _notify_email(value: str | None) -> str | None:
+    text = (value or "").strip()
+    return parse_email(text) if text else None
+
+
 def create_clinic(
     session: Session,
     *,
     name: str,
+    help_contact: str,
     timezone: str = "America/New_York",
     region: str = "US",
-    help_contact: str = "",
+    notify_email: str | None = None,
     send_time: str | time = "10:00",
     quiet_start: str | time = "21:00",
     quiet_end: str | time = "08:00",
@@ -86,19 +111,15 @@ def create_clinic(
     now: datetime,
 ) -> tuple[Clinic, str]:
     """Create a clinic; returns it and its API key (shown once, stored only as a hash)."""
-    import phonenumbers
-
     errors: list[FieldError] = []
-    name = name.strip()
-    if not name or len(name) > 120:
-        errors.append(FieldError("name", "required, at most 120 characters"))
-    try:
-        parse_timezone(timezone)
-    except ValueError as exc:
-        errors.append(FieldError("tz", str(exc)))
+    name = _check("name", _name, name, errors)
+    _check("tz", parse_timezone, timezone, errors)
     region = region.strip().upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
         errors.append(FieldError("region", f"{region!r} is not a known region code"))
+    else:
+        help_contact = _check("help_contact", parse_help_phone, help_contact, errors, region)
+    notify_email = _check("notify_email", _notify_email, notify_email, errors)
     short = ""
     try:
         short = sms_name_for(name, sms_name)
@@ -122,7 +143,8 @@ def create_clinic(
         sms_name=short,
         timezone=timezone,
         region=region,
-        help_contact=help_contact.strip(),
+        help_contact=help_contact,
+        notify_email=notify_email,
         send_time=send,
         quiet_start=q_start,
         quiet_end=q_end,
@@ -135,6 +157,31 @@ def create_clinic(
     session.add(clinic)
     session.flush()
     return clinic, key
+
+
+def update_clinic(session: Session, *, clinic: Clinic, changes: Mapping[str, Any]) -> Clinic:
+    """Change a clinic's name, zone, help phone or notification email (None or "" clears it)."""
+    errors = [
+        FieldError(name, "unknown field") for name in sorted(set(changes) - set(CLINIC_FIELDS))
+    ]
+    parsers: dict[str, tuple[Any, tuple[Any, ...]]] = {
+        "name": (_name, ()),
+        "timezone": (parse_timezone, ()),
+        "help_contact": (parse_help_phone, (clinic.region,)),
+        "notify_email": (_notify_email, ()),
+    }
+    values = {}
+    for field, value in changes.items():
+        if field in parsers:
+            parse, args = parsers[field]
+            values[field] = _check(field, parse, "" if value is None else value, errors, *args)
+    if errors:
+        raise InvalidInput(errors)
+    for field, value in values.items():
+        setattr(clinic, field, value)
+    session.add(clinic)
+    session.flush()
+    return clinic
 
 
 def rotate_api_key(session: Session, *, clinic_id: int) -> str:

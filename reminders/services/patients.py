@@ -27,7 +27,7 @@ from reminders.outbox import materialize
 from reminders.render import LOCALES
 from reminders.services.clinics import get_clinic
 from reminders.services.common import LIVE_STATUSES, Conflict, Context, NotFound
-from reminders.services.consent import record_consent
+from reminders.services.consent import carry_opt_outs, record_consent
 from reminders.services.courses import live_courses, replan
 from reminders.validation import (
     CHANNELS,
@@ -100,7 +100,11 @@ def enroll(
     source: str,
     ctx: Context,
 ) -> tuple[Patient, Course]:
-    """Enroll a patient with a course, record their consent, and plan the first messages."""
+    """Enroll a patient with a course, record their consent, and plan the first messages.
+
+    A number or an address that opted out in another enrolment (at any clinic) stays opted
+    out: its channel is planned nothing until the patient opts in again.
+    """
     data = check_enrollment(session, clinic=clinic, raw=raw, now=ctx.now)
     [(patient_id, course_id)] = create_enrollments(
         session, clinic=clinic, enrollments=[data], source=source, now=ctx.now
@@ -121,8 +125,9 @@ def create_enrollments(
 ) -> list[tuple[int, int]]:
     """Write checked enrolments: the patients, their consent, their courses (not planned yet).
 
-    Three statements for any number of them (a spreadsheet of thousands writes in batches of
-    this); returns (patient id, course id) in the order given.
+    A few statements for any number of them (a spreadsheet of thousands writes in batches of
+    this); returns (patient id, course id) in the order given. A number or address that
+    opted out in another enrolment stays opted out (carry_opt_outs).
     """
     patients = [
         {
@@ -157,6 +162,7 @@ def create_enrollments(
         for channel in ChannelChoice(data.channel).channels
     ]
     session.execute(insert(ConsentEvent), consents)
+    _carry_opt_outs(session, patient_ids, enrollments, now=now)
     courses = [
         {
             "patient_id": patient_id,
@@ -172,6 +178,29 @@ def create_enrollments(
         for patient_id, data in zip(patient_ids, enrollments, strict=True)
     ]
     return list(zip(patient_ids, _insert(session, Course, courses), strict=True))
+
+
+def _carry_opt_outs(
+    session: Session, patient_ids: list[int], enrollments: Sequence[Enrollment], *, now: datetime
+) -> None:
+    """carry_opt_outs for the new patients whose phone or email opted out elsewhere: one query
+    finds them, so a large import pays for the few, not for every row."""
+    phones = {data.phone for data in enrollments if data.phone}
+    emails = {data.email for data in enrollments if data.email}
+    opted = session.exec(
+        select(Patient.phone, Patient.email).where(
+            or_(
+                col(Patient.phone).in_(list(phones)) & col(Patient.sms_opted_out),
+                col(Patient.email).in_(list(emails)) & col(Patient.email_opted_out),
+            )
+        )
+    ).all()
+    opted_contacts = {contact for row in opted for contact in row if contact}
+    for patient_id, data in zip(patient_ids, enrollments, strict=True):
+        if {data.phone, data.email} & opted_contacts:
+            patient = session.get(Patient, patient_id)
+            assert patient is not None
+            carry_opt_outs(session, patient=patient, now=now)
 
 
 def _insert(session: Session, table: type[SQLModel], rows: list[dict[str, Any]]) -> list[int]:
@@ -319,7 +348,8 @@ def update_patient(
     """Change a patient's contact, channel, zone or locale; pending messages are re-planned.
 
     A channel the patient opted out of (STOP, an unsubscribe link) cannot be switched back on
-    by staff: only the patient can opt in again.
+    by staff: only the patient can opt in again. A new number or address that opted out in
+    another enrolment carries its opt-out here.
     """
     clinic = get_clinic(session, patient.clinic_id)
     values = _check_patient_changes(session, patient=patient, clinic=clinic, changes=changes)
@@ -344,6 +374,7 @@ def update_patient(
         cancel_pending(
             session, patient_id=patient.id, channel=removed, now=ctx.now, reason="channel changed"
         )
+    carry_opt_outs(session, patient=patient, now=ctx.now)
     session.flush()
     for course in live_courses(session, patient_id=patient.id):  # type: ignore[arg-type]
         replan(session, course=course, ctx=ctx)

@@ -1,4 +1,5 @@
-"""The clinic's web pages: sign-in, patients, enrolment, spreadsheet upload, timelines.
+"""The clinic's web pages: sign-in, patients, enrolment, spreadsheet upload, timelines, the
+inbox of patients' replies and the clinic's settings.
 
 Server-rendered HTML forms under /clinic, calling the same services as the API.
 """
@@ -10,7 +11,7 @@ from starlette.staticfiles import StaticFiles
 
 from reminders.config import get_settings
 from reminders.runtime import Runtime
-from reminders.web import auth, course, overview, patients
+from reminders.web import auth, course, overview, patients, replies, settings
 from reminders.web.pages import STATIC, install_handlers
 from reminders.web.patients import IMPORT_PATH
 from reminders.web.security import PREFIX, add_sessions
@@ -25,5 +26,6 @@ def install(app: FastAPI, runtime: Runtime | None) -> None:
     add_sessions(app, runtime.settings if runtime is not None else get_settings())
     install_handlers(app)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="clinic-static")
-    for module in (auth, overview, patients, course):
+    # The course module ends with the catch-all 404 page: it goes last.
+    for module in (auth, overview, patients, replies, settings, course):
         app.include_router(module.router)

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
-from reminders.models import Course
+from reminders.models import Channel, ConsentEvent, Course, Patient
 from reminders.planning import PREGNANCY_TEST
 from reminders.preview import WAITING, preview_course
 from reminders.runtime import Runtime
@@ -29,6 +29,7 @@ from reminders.services import (
     get_clinic,
     get_course,
     get_patient,
+    patient_replies,
     pause_course,
     record_event,
     resume_course,
@@ -90,6 +91,13 @@ def _patient_view(
             session, rt, course_id=course.id, now=now, clinic_id=staff.clinic_id
         )
         past, upcoming, waiting = _timeline(entries, patient.timezone)
+    # The patient's replies in line with what they were sent, each at its own instant.
+    replies = [
+        {"reply": reply, "at": as_utc(reply.received_at)}
+        for reply in patient_replies(session, patient_id=patient_id)
+    ]
+    past = sorted(past + replies, key=lambda item: item["at"])
+    consent = consent_history(session, patient_id=patient_id)
     today = to_local(now, zone(patient.timezone)).date()
     return {
         "patient": patient,
@@ -99,12 +107,26 @@ def _patient_view(
         "upcoming": upcoming,
         "waiting": list({item["key"]: item for item in waiting}.values()),
         "shown_upcoming": SHOWN_UPCOMING,
-        "consent": consent_history(session, patient_id=patient_id),
+        "consent": consent,
+        "opt_outs": _why_opted_out(patient, consent),
         "ipledge": patient.ipledge and clinic.ipledge_enabled,
         "end_to_confirm": course is not None and end_to_confirm(course, today=today),
         "today": today,
         "channel_names": CHANNEL_NAMES,
     }
+
+
+def _why_opted_out(patient: Patient, consent: list[ConsentEvent]) -> dict[str, ConsentEvent]:
+    """For each channel the patient is opted out of, the ledger entry that did it."""
+    stopped = {
+        Channel.sms.value: patient.sms_opted_out,
+        Channel.email.value: patient.email_opted_out,
+    }
+    found: dict[str, ConsentEvent] = {}
+    for event in consent:
+        if event.action == "opt_out" and stopped[event.channel]:
+            found[event.channel] = event  # the ledger is oldest first: the latest wins
+    return found
 
 
 def _patient_page(

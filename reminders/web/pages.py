@@ -115,6 +115,21 @@ _env.globals.update(
         "reply": "Patient's text reply",
         "provider": "Reported by the carrier",
         "link": "Email unsubscribe link",
+        "carried_over": "Opted out earlier at this number or address",
+    },
+    opt_out_reasons={
+        "reply": "the patient asked to stop in a text",
+        "provider": "the carrier reported the number unsubscribed",
+        "link": "the patient used the unsubscribe link",
+        "carried_over": "this contact had opted out earlier, in another enrolment",
+        "staff": "staff recorded the patient's wish",
+        "api": "recorded through the API",
+    },
+    reply_labels={
+        "message": "Message",
+        "opt_out": "Opt-out (STOP)",
+        "opt_in": "Opt-in (START)",
+        "help": "Help (HELP)",
     },
 )
 

@@ -136,11 +136,23 @@ def enroll_submit(
                 session, clinic=clinic, raw=values, source=SOURCE, ctx=rt.context(now)
             )
             patient_id, name = patient.id, patient.first_name
+            carried = [
+                label
+                for label, stopped in (
+                    ("texts", patient.sms_opted_out),
+                    ("emails", patient.email_opted_out),
+                )
+                if stopped
+            ]
     except InvalidInput as exc:  # raised before anything was written; rolled back regardless
         return _enroll_page(
             request, staff, values=values, errors=errors_by_field(exc.errors), status=422
         )
-    return redirect(request, f"{PREFIX}/patients/{patient_id}", flash=f"{name} is enrolled.")
+    flash = f"{name} is enrolled."
+    if carried:
+        # The contact opted out in an earlier enrolment: say so now, not only on the page.
+        flash += f" No {' or '.join(carried)} will be sent: this contact opted out earlier."
+    return redirect(request, f"{PREFIX}/patients/{patient_id}", flash=flash)
 
 
 def _import_page(

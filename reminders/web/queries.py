@@ -17,11 +17,20 @@ from reminders.models import (
     ConsentEvent,
     Course,
     CourseStatus,
+    InboundMessage,
     Message,
     MessageStatus,
     Patient,
+    ReplyState,
 )
-from reminders.services import end_to_confirm, list_patients
+from reminders.services import (
+    end_to_confirm,
+    list_patients,
+    list_replies,
+    overdue_replies,
+    unread_count,
+)
+from reminders.services.replies import is_overdue
 from reminders.timing import local_today
 
 PAGE_SIZE = 50
@@ -99,6 +108,40 @@ def patient_rows(
 
 
 @dataclass(frozen=True)
+class ReplyRow:
+    reply: InboundMessage
+    patient: Patient
+    overdue: bool  # unread for more than one business day
+
+
+def reply_rows(
+    session: Session,
+    *,
+    clinic_id: int,
+    timezone: str,
+    state: str,
+    now: datetime,
+    offset: int = 0,
+    limit: int = PAGE_SIZE,
+) -> tuple[list[ReplyRow], int]:
+    """A page of the clinic's inbox, newest first, each reply with its patient."""
+    replies, total = list_replies(
+        session, clinic_id=clinic_id, state=state, offset=offset, limit=limit
+    )
+    ids = {reply.patient_id for reply in replies}
+    patients = {p.id: p for p in session.exec(select(Patient).where(col(Patient.id).in_(ids)))}
+    rows = [
+        ReplyRow(
+            reply,
+            patients[reply.patient_id],
+            reply.state == ReplyState.unread and is_overdue(reply.received_at, timezone, now=now),
+        )
+        for reply in replies
+    ]
+    return rows, total
+
+
+@dataclass(frozen=True)
 class Overview:
     active: int
     paused: int
@@ -107,6 +150,8 @@ class Overview:
     planned_week: int
     failed_recent: int
     opted_out: int
+    unread_replies: int
+    overdue_replies: int  # unread for more than one business day
     failures: list[tuple[Message, Patient]]
     opt_outs: list[tuple[ConsentEvent, Patient]]
 
@@ -165,6 +210,8 @@ def overview(session: Session, *, clinic_id: int, now: datetime) -> Overview:
             col(Message.status).in_(ATTENTION_STATUSES), Message.updated_at >= now - RECENT
         ),
         opted_out=opted_out,
+        unread_replies=unread_count(session, clinic_id=clinic_id),
+        overdue_replies=len(overdue_replies(session, now=now, clinic_id=clinic_id)),
         failures=[(message, patient) for message, patient in failures],
         opt_outs=[(event, patient) for event, patient in opt_outs],
     )

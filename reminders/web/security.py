@@ -25,7 +25,7 @@ from reminders.config import Settings
 from reminders.db import read_scope
 from reminders.deps import RuntimeDep
 from reminders.models import StaffUser
-from reminders.services import get_clinic
+from reminders.services import get_clinic, unread_count
 from reminders.staff import session_stamp
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,7 @@ class Staff:
     clinic_id: int
     clinic_name: str
     clinic_timezone: str
+    unread_replies: int = 0  # shown in the navigation of every page
 
 
 def session_secret(settings: Settings) -> str:
@@ -117,6 +118,7 @@ def signed_in(request: Request, rt: RuntimeDep) -> Staff:
             clinic_id=clinic.id,  # type: ignore[arg-type]
             clinic_name=clinic.name,
             clinic_timezone=clinic.timezone,
+            unread_replies=unread_count(session, clinic_id=clinic.id),
         )
     request.state.staff = staff  # for the error pages' navigation
     return staff

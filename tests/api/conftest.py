@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -71,7 +72,7 @@ class Api:
     def add_clinic(self, name: str, **kwargs: Any) -> tuple[Clinic, str]:
         with session_scope(self.rt.engine) as session:
             clinic, key = create_clinic(
-                session, name=name, help_contact="(555) 010-0199", now=NOW, **kwargs
+                session, name=name, help_contact="(212) 555-0199", now=NOW, **kwargs
             )
         return clinic, key
 
@@ -101,9 +102,9 @@ class Api:
         return self.client.post(path, data=params, headers={"X-Twilio-Signature": signature})
 
     def text(self, body: str, phone: str = PHONE, sid: str | None = None) -> Any:
-        params = {"From": phone, "To": "+15005550006", "Body": body, "MessageSid": sid or ""}
-        if not sid:
-            params.pop("MessageSid")
+        """A patient's text, signed; each one a new MessageSid unless `sid` names one."""
+        sid = sid or f"SM{uuid.uuid4().hex}"
+        params = {"From": phone, "To": "+15005550006", "Body": body, "MessageSid": sid}
         return self.twilio("/webhooks/twilio/inbound", params)
 
     def patient(self, patient_id: int) -> Patient:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session, select
 
-from reminders.models import InboundMessage
+from reminders.models import InboundMessage, InboundText
 from tests.api.conftest import PHONE, Api, row_counts
 
 INBOUND = "/webhooks/twilio/inbound"
@@ -50,8 +50,8 @@ def test_help_replies_with_clinic_contact_frequency_rates_and_how_to_stop(api: A
     api.enroll()
     text = api.text("help").text
     for part in (
-        "Riverside Dermatology: (555) 010-0199",
-        "up to 1 msg/day, 3/week",
+        "Riverside Dermatology: (212) 555-0199",
+        "up to 3 msgs/week",
         "Msg&amp;data rates may apply",
         "Reply STOP to opt out",
     ):
@@ -63,14 +63,15 @@ def test_help_is_answered_in_the_patients_language(api: Api) -> None:
     assert "Responda STOP para cancelar" in api.text("INFO").text
 
 
-def test_any_other_text_points_to_the_clinic_and_is_kept_for_staff(api: Api) -> None:
+def test_any_other_text_says_staff_will_read_it_and_is_kept_unread(api: Api) -> None:
     created = api.enroll()
     response = api.text("My lips hurt, is that normal?", sid="SM0001")
-    assert "contact Riverside Dermatology at (555) 010-0199" in response.text
+    assert "Riverside Dermatology got your message and staff will read it" in response.text
+    assert "call (212) 555-0199; in an emergency call 911" in response.text
     with Session(api.rt.engine) as session:
         kept = session.exec(select(InboundMessage)).all()
-    assert [(m.patient_id, m.keyword, m.body) for m in kept] == [
-        (created["id"], "other", "My lips hurt, is that normal?")
+    assert [(m.patient_id, m.course_id, m.kind, m.body, m.state) for m in kept] == [
+        (created["id"], created["course_id"], "message", "My lips hurt, is that normal?", "unread")
     ]
 
 
@@ -91,13 +92,18 @@ def test_a_number_enrolled_at_two_clinics_is_opted_out_at_both(api: Api) -> None
     assert sms_statuses(api, first["id"]) == {"suppressed"}
 
 
-def test_an_unknown_number_gets_an_empty_answer_and_nothing_is_kept(api: Api) -> None:
+def test_an_unknown_number_gets_an_empty_answer_and_only_its_message_sid_is_kept(
+    api: Api,
+) -> None:
     api.enroll()
     before = row_counts(api.rt)
-    response = api.text("STOP", phone="+12125550199")
+    response = api.text("STOP", phone="+12125550199", sid="SM0404")
     assert response.status_code == 200
     assert "<Message>" not in response.text
-    assert row_counts(api.rt) == before
+    assert row_counts(api.rt) == {**before, "inboundtext": before["inboundtext"] + 1}
+    with Session(api.rt.engine) as session:
+        kept = session.exec(select(InboundText)).one()
+    assert (kept.message_sid, kept.phone, kept.body) == ("SM0404", None, None)
 
 
 def test_twilio_advanced_opt_out_is_honoured_without_a_second_reply(api: Api) -> None:

@@ -74,6 +74,23 @@ def test_a_report_for_an_earlier_send_of_the_row_is_ignored(api: Api) -> None:
     assert row(api, outbox).status == "sent"
 
 
+def test_a_report_naming_another_send_is_answered_and_changes_nothing(api: Api) -> None:
+    outbox = sent_row(api, sid="SM_ROW")
+    before = row_counts(api.rt)
+    response = report(api, outbox, "delivered", sid="SM_OTHER")
+    assert response.status_code == 204
+    assert (row(api, outbox).status, row(api, outbox).provider_id) == ("sent", "SM_ROW")
+    assert row_counts(api.rt) == before
+
+
+def test_a_report_without_a_message_sid_is_refused_naming_it(api: Api) -> None:
+    outbox = sent_row(api)
+    response = api.twilio(f"{STATUS}?outbox={outbox}", {"MessageStatus": "delivered"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "MessageSid"
+    assert row(api, outbox).status == "sent"
+
+
 def test_a_report_that_arrives_before_the_worker_records_the_send_settles_the_row(
     api: Api,
 ) -> None:

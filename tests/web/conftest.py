@@ -91,7 +91,7 @@ class Site:
         """A clinic with one staff user, whose password is PASSWORD."""
         with session_scope(self.rt.engine) as session:
             clinic, _key = create_clinic(
-                session, name=name, help_contact="(555) 010-0199", now=utcnow(), **kwargs
+                session, name=name, help_contact="(212) 555-0199", now=utcnow(), **kwargs
             )
             create_staff(session, clinic_id=clinic.id, email=email, password=PASSWORD, now=utcnow())
         return clinic

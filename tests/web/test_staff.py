@@ -34,7 +34,9 @@ def test_a_password_hash_is_salted_and_verifies_only_the_same_password() -> None
 
 def _clinic(engine: Engine) -> int:
     with session_scope(engine) as session:
-        clinic, _key = create_clinic(session, name="Riverside Dermatology", now=utcnow())
+        clinic, _key = create_clinic(
+            session, name="Riverside Dermatology", help_contact="(212) 555-0100", now=utcnow()
+        )
         return clinic.id  # type: ignore[return-value]
 
 

@@ -1,0 +1,61 @@
+"""The clinic's settings page: the help phone patients are given, who hears of replies."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from reminders.db import session_scope
+from reminders.deps import RuntimeDep
+from reminders.runtime import Runtime
+from reminders.services import get_clinic, update_clinic
+from reminders.validation import InvalidInput
+from reminders.web.pages import errors_by_field, redirect, render
+from reminders.web.security import PREFIX, FormDep, Staff, StaffDep, field
+
+router = APIRouter(prefix=PREFIX, include_in_schema=False)
+
+FIELDS = ("help_contact", "notify_email")
+
+
+def _page(
+    request: Request,
+    staff: Staff,
+    rt: Runtime,
+    *,
+    values: dict[str, str],
+    errors: dict[str, str],
+    status: int = 200,
+) -> Response:
+    return render(
+        request,
+        "settings.html",
+        title="Clinic settings",
+        staff=staff,
+        code=status,
+        values=values,
+        errors=errors,
+        notify_minutes=round(rt.settings.reply_notify_interval / 60),
+    )
+
+
+@router.get("/settings")
+def settings_form(request: Request, staff: StaffDep, rt: RuntimeDep) -> Response:
+    with session_scope(rt.engine) as session:
+        clinic = get_clinic(session, staff.clinic_id)
+        values = {"help_contact": clinic.help_contact, "notify_email": clinic.notify_email or ""}
+    return _page(request, staff, rt, values=values, errors={})
+
+
+@router.post("/settings")
+def settings_submit(request: Request, staff: StaffDep, form: FormDep, rt: RuntimeDep) -> Response:
+    """Save both fields through the same service as the API and the CLI, or neither."""
+    values = {name: field(form, name) for name in FIELDS}
+    try:
+        with session_scope(rt.engine) as session:
+            clinic = get_clinic(session, staff.clinic_id)
+            update_clinic(session, clinic=clinic, changes=values)
+    except InvalidInput as exc:
+        errors = errors_by_field(exc.errors)
+        return _page(request, staff, rt, values=values, errors=errors, status=422)
+    return redirect(request, f"{PREFIX}/settings", flash="The clinic settings are saved.")
