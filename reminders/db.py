@@ -15,6 +15,9 @@ SQLITE_BUSY_SECONDS = 30
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the settings each backend needs for safe concurrent use."""
+    # A failed statement's parameters (a patient's name, phone, email) stay out of the error's
+    # text, and so out of every log line and error report that quotes it.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(
             url,

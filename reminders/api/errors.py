@@ -78,7 +78,7 @@ def _validation_items(errors: Sequence[Any]) -> list[ErrorItem]:
             items.append(ErrorItem(field="body", reason="not valid JSON"))
             continue
         reason = {"extra_forbidden": "unknown field", "missing": "required"}.get(
-            kind, error.get("msg", "invalid")
+            kind, str(error.get("msg", "invalid")).removeprefix("Value error, ")
         )
         items.append(ErrorItem(field=".".join(where) or (loc[0] if loc else "body"), reason=reason))
     return items

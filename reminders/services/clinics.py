@@ -17,6 +17,7 @@ from reminders.validation import (
     FieldError,
     InvalidInput,
     parse_timezone,
+    text_errors,
 )
 
 
@@ -55,7 +56,11 @@ def create_clinic(
     """Create a clinic; returns it and its API key (shown once, stored only as a hash)."""
     import phonenumbers
 
-    errors: list[FieldError] = []
+    errors = text_errors(
+        {"name": name, "tz": timezone, "region": region, "help_contact": help_contact}
+    )
+    if errors:
+        raise InvalidInput(errors)
     name = name.strip()
     if not name or len(name) > 120:
         errors.append(FieldError("name", "required, at most 120 characters"))

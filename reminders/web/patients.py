@@ -16,7 +16,7 @@ from reminders.render import LOCALES
 from reminders.runtime import Runtime
 from reminders.services import enroll, get_clinic
 from reminders.timing import local_today
-from reminders.validation import CHANNELS, ENROLL_FIELDS, InvalidInput
+from reminders.validation import CHANNELS, ENROLL_FIELDS, InvalidInput, strip_refused
 from reminders.web import queries
 from reminders.web.pages import errors_by_field, redirect, render
 from reminders.web.security import PREFIX, FormDep, Staff, StaffDep, field
@@ -55,11 +55,12 @@ def patient_list(
     """The clinic's patients, newest first, searchable by name, email or phone."""
     status = status if status in STATUSES else ""
     page = max(1, min(page, 10_000))
+    q = strip_refused(q)[:100]  # PostgreSQL cannot even compare a string holding NUL
     with session_scope(rt.engine) as session:
         rows, total = queries.patient_rows(
             session,
             clinic_id=staff.clinic_id,
-            search=q[:100],
+            search=q,
             status=status or None,
             offset=(page - 1) * queries.PAGE_SIZE,
         )
@@ -70,7 +71,7 @@ def patient_list(
         staff=staff,
         rows=rows,
         total=total,
-        q=q[:100],
+        q=q,
         status=status,
         statuses=STATUSES,
         page=page,
