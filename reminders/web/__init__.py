@@ -8,8 +8,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from reminders.config import get_settings
-from reminders.runtime import Runtime
+from reminders.config import Settings
 from reminders.web import auth, course, overview, patients
 from reminders.web.pages import STATIC, install_handlers
 from reminders.web.patients import IMPORT_PATH
@@ -18,11 +17,9 @@ from reminders.web.security import PREFIX, add_sessions
 __all__ = ["IMPORT_PATH", "install"]
 
 
-def install(app: FastAPI, runtime: Runtime | None) -> None:
+def install(app: FastAPI, settings: Settings) -> None:
     """Add the pages, their static files and the session cookie to the app."""
-    # Without a runtime the app builds one from the environment later; the settings are the
-    # same ones it will read.
-    add_sessions(app, runtime.settings if runtime is not None else get_settings())
+    add_sessions(app, settings)
     install_handlers(app)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="clinic-static")
     for module in (auth, overview, patients, course):

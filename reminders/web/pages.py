@@ -27,17 +27,14 @@ from reminders.web.security import (
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 
-# No script runs on these pages, and nothing loads from elsewhere; pages hold patient data,
-# so they are never cached or framed.
+# No script runs on these pages, nothing loads from elsewhere, and no style is inline. The
+# headers every response carries (no-store, nosniff, no framing) come from reminders.headers.
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
 }
 
 

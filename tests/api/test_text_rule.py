@@ -10,16 +10,15 @@ from __future__ import annotations
 import logging
 
 import pytest
+from sqlmodel import Session, func, select
 from typer.testing import CliRunner
 
 from reminders.cli import app
 from reminders.config import get_settings
-from reminders.validation import check_text
-from sqlmodel import Session, func, select
-
 from reminders.db import make_engine, session_scope
 from reminders.models import Patient
 from reminders.staff import create_staff
+from reminders.validation import check_text
 from tests.api.conftest import PHONE, Api, row_counts
 from tests.conftest import NOW
 from tests.web.conftest import PASSWORD, csrf, signed_in_client

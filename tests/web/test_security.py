@@ -129,6 +129,7 @@ def test_pages_forbid_framing_and_caching(data: Site) -> None:
 
 
 def test_the_pages_are_not_in_the_api_schema(data: Site) -> None:
+    data.rt.settings = data.rt.settings.model_copy(update={"api_docs": True})
     with TestClient(create_app(data.rt)) as client:
         paths = client.get("/openapi.json").json()["paths"]
     assert not [path for path in paths if path.startswith("/clinic")]
