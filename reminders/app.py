@@ -57,5 +57,5 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.include_router(health.router)
     if settings.api_docs:
         docs.install(app)
-    web.install(app, settings)
+    web.install(app)
     return app

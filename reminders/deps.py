@@ -1,10 +1,11 @@
 """What every route receives, API and web pages alike: the runtime, one transaction, the request's
-instant, the service context, and (for the API) the clinic of the key."""
+instant, the service context, the client's address, and (for the API) the key and its clinic."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -12,17 +13,18 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from reminders.audit import Actor
 from reminders.clock import utcnow
 from reminders.db import session_scope
 from reminders.models import Clinic
 from reminders.runtime import Runtime, build
-from reminders.services import Context, clinic_by_api_key
+from reminders.services import Context, get_clinic, key_in_use
 
 _build_lock = threading.Lock()
 _bearer = HTTPBearer(
     auto_error=False,
     bearerFormat="API key",
-    description="The clinic's API key, printed once by `reminders clinic add`.",
+    description="One of the clinic's API keys (`reminders clinic add`, `clinic key add`).",
 )
 
 
@@ -65,22 +67,67 @@ def get_context(rt: RuntimeDep, now: NowDep) -> Context:
 ContextDep = Annotated[Context, Depends(get_context)]
 
 
-def current_clinic(
+def client_address(request: Request) -> str:
+    """The client's address (uvicorn puts the proxy's X-Forwarded-For here when trusted)."""
+    return request.client.host if request.client is not None else ""
+
+
+AddressDep = Annotated[str, Depends(client_address)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An API call's key and clinic, and who to name in the audit trail."""
+
+    clinic: Clinic
+    key_id: int
+    admin: bool
+    actor: Actor
+
+
+def current_caller(
     session: SessionDep,
+    now: NowDep,
+    address: AddressDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Clinic:
-    """The clinic whose API key is in `Authorization: Bearer <key>`; 401 otherwise."""
-    clinic = None
+) -> Caller:
+    """The API key in `Authorization: Bearer <key>` and its clinic; 401 otherwise."""
+    key = None
     if credentials is not None and credentials.credentials:
-        clinic = clinic_by_api_key(session, credentials.credentials)
-    if clinic is None:
-        reason = "missing API key" if credentials is None else "unknown API key"
+        key = key_in_use(session, credentials.credentials, now=now)
+    if key is None:
+        reason = "missing API key" if credentials is None else "unknown or revoked API key"
         raise HTTPException(
             status_code=401,
             detail=f"Authorization: {reason}; send `Authorization: Bearer <api key>`",
             headers={"WWW-Authenticate": 'Bearer realm="reminders"'},
         )
-    return clinic
+    return Caller(
+        clinic=get_clinic(session, key.clinic_id),
+        key_id=key.id,  # type: ignore[arg-type]
+        admin=key.admin,
+        actor=Actor(kind="key", name=key.name, address=address),
+    )
+
+
+CallerDep = Annotated[Caller, Depends(current_caller, scope="function")]
+
+
+def current_clinic(caller: CallerDep) -> Clinic:
+    """The clinic of the API key; 401 without a valid key."""
+    return caller.clinic
 
 
 ClinicDep = Annotated[Clinic, Depends(current_clinic, scope="function")]
+
+
+def admin_caller(caller: CallerDep) -> Caller:
+    """The caller, when its key is an admin key; 403 otherwise."""
+    if not caller.admin:
+        raise HTTPException(
+            status_code=403, detail="Authorization: this needs an admin key of the clinic"
+        )
+    return caller
+
+
+AdminDep = Annotated[Caller, Depends(admin_caller, scope="function")]

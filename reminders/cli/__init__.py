@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from reminders.cli import clinics, courses, operations, patients  # noqa: F401  (registers)
+from reminders.cli import clinics, courses, operations, patients, staff  # noqa: F401  (registers)
 from reminders.cli.base import app
 
 

@@ -4,14 +4,7 @@ The CLI, the API and the web pages call these keyword-only functions inside one 
 each; a function either applies its whole change or raises before writing anything.
 """
 
-from reminders.services.clinics import (
-    clinic_by_api_key,
-    create_clinic,
-    get_clinic,
-    hash_api_key,
-    new_api_key,
-    rotate_api_key,
-)
+from reminders.services.clinics import create_clinic, get_clinic
 from reminders.services.common import LIVE_STATUSES, Conflict, Context, NotFound
 from reminders.services.consent import (
     consent_history,
@@ -33,6 +26,15 @@ from reminders.services.courses import (
     replan,
     resume_course,
     stop_course,
+)
+from reminders.services.keys import (
+    create_api_key,
+    hash_api_key,
+    key_in_use,
+    list_api_keys,
+    new_api_key,
+    revoke_api_key,
+    rotate_api_key,
 )
 from reminders.services.patients import (
     PATIENT_FIELDS,
@@ -56,7 +58,7 @@ __all__ = [
     "NotFound",
     "change_course",
     "check_enrollment",
-    "clinic_by_api_key",
+    "create_api_key",
     "consent_history",
     "create_clinic",
     "current_course",
@@ -66,6 +68,8 @@ __all__ = [
     "get_course",
     "get_patient",
     "hash_api_key",
+    "key_in_use",
+    "list_api_keys",
     "list_patients",
     "live_courses",
     "new_api_key",
@@ -80,6 +84,7 @@ __all__ = [
     "record_delivery",
     "record_event",
     "replan",
+    "revoke_api_key",
     "resume_course",
     "rotate_api_key",
     "stop_course",

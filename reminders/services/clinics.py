@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from datetime import datetime, time
 
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from reminders.models import (
     Clinic,
 )
 from reminders.services.common import NotFound
+from reminders.services.keys import DEFAULT_KEY_NAME, create_api_key
 from reminders.timing import is_quiet
 from reminders.validation import (
     FieldError,
@@ -19,16 +18,6 @@ from reminders.validation import (
     parse_timezone,
     text_errors,
 )
-
-
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def new_api_key() -> tuple[str, str]:
-    """A fresh API key and the hash that is stored in its place."""
-    key = "rk_" + secrets.token_urlsafe(32)
-    return key, hash_api_key(key)
 
 
 def _parse_time(field: str, value: str | time) -> time:
@@ -83,7 +72,6 @@ def create_clinic(
         raise InvalidInput.one("quiet_start", "quiet hours must cover at least 21:00-08:00")
     if is_quiet(send, quiet_start=q_start, quiet_end=q_end):
         raise InvalidInput.one("send_time", f"{send} falls inside quiet hours")
-    key, key_hash = new_api_key()
     clinic = Clinic(
         name=name,
         timezone=timezone,
@@ -93,19 +81,18 @@ def create_clinic(
         quiet_start=q_start,
         quiet_end=q_end,
         ipledge_enabled=ipledge,
-        api_key_hash=key_hash,
         created_at=now,
     )
     session.add(clinic)
     session.flush()
+    _row, key = create_api_key(
+        session,
+        clinic_id=clinic.id,  # type: ignore[arg-type]
+        name=DEFAULT_KEY_NAME,
+        admin=True,
+        now=now,
+    )
     return clinic, key
-
-
-def rotate_api_key(session: Session, *, clinic_id: int) -> str:
-    clinic = get_clinic(session, clinic_id)
-    key, clinic.api_key_hash = new_api_key()
-    session.add(clinic)
-    return key
 
 
 def get_clinic(session: Session, clinic_id: int) -> Clinic:
@@ -113,7 +100,3 @@ def get_clinic(session: Session, clinic_id: int) -> Clinic:
     if clinic is None:
         raise NotFound(f"clinic {clinic_id} not found")
     return clinic
-
-
-def clinic_by_api_key(session: Session, key: str) -> Clinic | None:
-    return session.exec(select(Clinic).where(Clinic.api_key_hash == hash_api_key(key))).first()

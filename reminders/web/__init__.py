@@ -8,19 +8,18 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from reminders.config import Settings
-from reminders.web import auth, course, overview, patients
+from reminders.web import account, admin, auth, course, overview, patients
 from reminders.web.pages import STATIC, install_handlers
 from reminders.web.patients import IMPORT_PATH
-from reminders.web.security import PREFIX, add_sessions
+from reminders.web.security import PREFIX
 
 __all__ = ["IMPORT_PATH", "install"]
 
 
-def install(app: FastAPI, settings: Settings) -> None:
-    """Add the pages, their static files and the session cookie to the app."""
-    add_sessions(app, settings)
+def install(app: FastAPI) -> None:
+    """Add the pages and their static files to the app."""
     install_handlers(app)
     app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC), name="clinic-static")
-    for module in (auth, overview, patients, course):
+    # course last: its router ends with the catch-all 404 page of /clinic/...
+    for module in (auth, account, admin, overview, patients, course):
         app.include_router(module.router)
