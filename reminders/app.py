@@ -41,6 +41,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             {"name": "courses", "description": "Pause, resume, stop, end, move, events"},
             {"name": "webhooks", "description": "Called by Twilio, signed"},
             {"name": "unsubscribe", "description": "Email one-click unsubscribe (RFC 8058)"},
+            {"name": "audit", "description": "Who saw or changed what (admin keys)"},
             {"name": "operations", "description": "Health and Prometheus metrics"},
         ],
     )

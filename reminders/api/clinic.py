@@ -12,9 +12,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from sqlmodel import Session
 
-from reminders.api.errors import CONFLICT_RESPONSE, ERROR_RESPONSES
+from reminders.api.errors import ADMIN_RESPONSE, CONFLICT_RESPONSE, ERROR_RESPONSES
 from reminders.api.imports import IMPORT_BODY, IMPORT_RESPONSES, read_upload
 from reminders.api.schemas import (
+    AuditOut,
+    AuditPage,
     ConsentList,
     ConsentOut,
     CourseChange,
@@ -31,9 +33,10 @@ from reminders.api.schemas import (
     PatientOut,
     PatientPage,
 )
-from reminders.deps import ClinicDep, ContextDep, SessionDep
+from reminders.audit import record, trail
+from reminders.deps import AdminDep, Caller, CallerDep, ContextDep, NowDep, SessionDep
 from reminders.importer import import_patients
-from reminders.models import Clinic, Course, CourseStatus, MessageStatus
+from reminders.models import Course, CourseStatus, MessageStatus
 from reminders.services import (
     Context,
     change_course,
@@ -41,6 +44,7 @@ from reminders.services import (
     current_course,
     end_course,
     enroll,
+    erase_patient,
     get_course,
     get_patient,
     list_patients,
@@ -61,20 +65,49 @@ CourseId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Course id")]
 SOURCE = "api"
 
 
+def _audit(
+    session: Session,
+    caller: Caller,
+    action: str,
+    now: object,
+    *,
+    patient_id: int | None = None,
+    detail: str = "",
+) -> None:
+    record(
+        session,
+        clinic_id=caller.clinic.id,  # type: ignore[arg-type]
+        actor=caller.actor,
+        action=action,
+        now=now,  # type: ignore[arg-type]
+        patient_id=patient_id,
+        detail=detail,
+    )
+
+
 @router.post("/patients", status_code=201, tags=["patients"])
 def create_patient(
-    body: EnrollIn, clinic: ClinicDep, session: SessionDep, ctx: ContextDep
+    body: EnrollIn, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> PatientOut:
     """Enroll a patient with a course; the first messages are planned at once."""
     raw = body.model_dump(mode="json")
-    patient, course = enroll(session, clinic=clinic, raw=raw, source=SOURCE, ctx=ctx)
+    patient, course = enroll(session, clinic=caller.clinic, raw=raw, source=SOURCE, ctx=ctx)
+    _audit(
+        session,
+        caller,
+        "patient.enroll",
+        ctx.now,
+        patient_id=patient.id,
+        detail=f"course {course.id}",
+    )
     return PatientOut.of(patient, course)
 
 
 @router.get("/patients", tags=["patients"])
 def read_patients(
-    clinic: ClinicDep,
+    caller: CallerDep,
     session: SessionDep,
+    now: NowDep,
     status: Annotated[CourseStatus | None, Query(description="Course status")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
@@ -82,18 +115,22 @@ def read_patients(
     """The clinic's patients with their latest course, oldest enrolment first."""
     rows, total = list_patients(
         session,
-        clinic_id=clinic.id,
+        clinic_id=caller.clinic.id,
         status=status.value if status else None,
         limit=limit,
         offset=offset,
     )
     items = [PatientOut.of(patient, course) for patient, course in rows]
+    _audit(session, caller, "patient.list", now, detail=f"{len(items)} of {total}, from {offset}")
     return PatientPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/patients/{patient_id}", tags=["patients"])
-def read_patient(patient_id: PatientId, clinic: ClinicDep, session: SessionDep) -> PatientOut:
-    patient = get_patient(session, patient_id=patient_id, clinic_id=clinic.id)
+def read_patient(
+    patient_id: PatientId, caller: CallerDep, session: SessionDep, now: NowDep
+) -> PatientOut:
+    patient = get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
+    _audit(session, caller, "patient.read", now, patient_id=patient_id)
     return PatientOut.of(patient, current_course(session, patient_id=patient_id))
 
 
@@ -101,28 +138,54 @@ def read_patient(patient_id: PatientId, clinic: ClinicDep, session: SessionDep) 
 def change_patient(
     patient_id: PatientId,
     body: PatientChange,
-    clinic: ClinicDep,
+    caller: CallerDep,
     session: SessionDep,
     ctx: ContextDep,
 ) -> PatientOut:
     """Change contact, channel, time zone or locale; pending messages are planned again."""
-    patient = get_patient(session, patient_id=patient_id, clinic_id=clinic.id)
+    patient = get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
     changes = body.model_dump(mode="json", exclude_unset=True)
     if not changes:
         raise InvalidInput.one("body", "give at least one field to change")
     update_patient(session, patient=patient, changes=changes, source=SOURCE, ctx=ctx)
+    # The names of the fields changed, never their values.
+    _audit(
+        session,
+        caller,
+        "patient.update",
+        ctx.now,
+        patient_id=patient_id,
+        detail=", ".join(sorted(changes)),
+    )
+    return PatientOut.of(patient, current_course(session, patient_id=patient_id))
+
+
+@router.delete(
+    "/patients/{patient_id}",
+    tags=["patients"],
+    responses={**ADMIN_RESPONSE, **CONFLICT_RESPONSE},
+)
+def erase(patient_id: PatientId, caller: AdminDep, session: SessionDep, now: NowDep) -> PatientOut:
+    """Erase a patient (an admin key only): name, contacts, planned texts and replies give way
+    to a marker; the consent ledger's dated events and the message counts stay. Refused
+    (409) while a course is running."""
+    patient = get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
+    erase_patient(session, patient=patient, now=now)
+    _audit(session, caller, "patient.erase", now, patient_id=patient_id)
     return PatientOut.of(patient, current_course(session, patient_id=patient_id))
 
 
 @router.get("/patients/{patient_id}/messages", tags=["patients"])
 def read_messages(
     patient_id: PatientId,
-    clinic: ClinicDep,
+    caller: CallerDep,
     session: SessionDep,
+    now: NowDep,
     status: Annotated[MessageStatusName | None, Query(description="Only this status")] = None,
 ) -> MessageList:
     """What the patient was sent and what is planned: time, topics, channel, status, error."""
-    get_patient(session, patient_id=patient_id, clinic_id=clinic.id)
+    get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
+    _audit(session, caller, "patient.messages", now, patient_id=patient_id)
     stored = None
     if status is not None:
         stored = MessageStatus.pending.value if status == "planned" else status
@@ -131,9 +194,12 @@ def read_messages(
 
 
 @router.get("/patients/{patient_id}/consent", tags=["patients"])
-def read_consent(patient_id: PatientId, clinic: ClinicDep, session: SessionDep) -> ConsentList:
+def read_consent(
+    patient_id: PatientId, caller: CallerDep, session: SessionDep, now: NowDep
+) -> ConsentList:
     """Every opt-in and opt-out of the patient, with its source, oldest first."""
-    patient = get_patient(session, patient_id=patient_id, clinic_id=clinic.id)
+    patient = get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
+    _audit(session, caller, "patient.consent", now, patient_id=patient_id)
     events = consent_history(session, patient_id=patient_id)
     return ConsentList(
         items=[ConsentOut.model_validate(event) for event in events],
@@ -144,52 +210,64 @@ def read_consent(patient_id: PatientId, clinic: ClinicDep, session: SessionDep) 
 
 def _act(
     session: Session,
-    clinic: Clinic,
+    caller: Caller,
     course_id: int,
     ctx: Context,
     action: Callable[..., Any],
+    name: str,
     **kwargs: Any,
 ) -> CourseOut:
-    course: Course = get_course(session, course_id=course_id, clinic_id=clinic.id)
+    course: Course = get_course(session, course_id=course_id, clinic_id=caller.clinic.id)
     action(session, course=course, ctx=ctx, **kwargs)
+    _audit(
+        session, caller, name, ctx.now, patient_id=course.patient_id, detail=f"course {course_id}"
+    )
     return CourseOut.model_validate(course)
 
 
 @router.post("/courses/{course_id}/pause", tags=["courses"], responses=CONFLICT_RESPONSE)
 def pause(
-    course_id: CourseId, clinic: ClinicDep, session: SessionDep, ctx: ContextDep
+    course_id: CourseId, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> CourseOut:
     """Pause an active course: pending messages are cancelled until it resumes."""
-    return _act(session, clinic, course_id, ctx, pause_course)
+    return _act(session, caller, course_id, ctx, pause_course, "course.pause")
 
 
 @router.post("/courses/{course_id}/resume", tags=["courses"], responses=CONFLICT_RESPONSE)
 def resume(
-    course_id: CourseId, clinic: ClinicDep, session: SessionDep, ctx: ContextDep
+    course_id: CourseId, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> CourseOut:
     """Resume a paused course from now; what fell due during the pause is not sent late."""
-    return _act(session, clinic, course_id, ctx, resume_course)
+    return _act(session, caller, course_id, ctx, resume_course, "course.resume")
 
 
 @router.post("/courses/{course_id}/stop", tags=["courses"], responses=CONFLICT_RESPONSE)
-def stop(course_id: CourseId, clinic: ClinicDep, session: SessionDep, ctx: ContextDep) -> CourseOut:
+def stop(course_id: CourseId, caller: CallerDep, session: SessionDep, ctx: ContextDep) -> CourseOut:
     """Stop a course for good: every pending message is cancelled."""
-    return _act(session, clinic, course_id, ctx, stop_course)
+    return _act(session, caller, course_id, ctx, stop_course, "course.stop")
 
 
 @router.post("/courses/{course_id}/end", tags=["courses"], responses=CONFLICT_RESPONSE)
 def end(
-    course_id: CourseId, body: CourseEnd, clinic: ClinicDep, session: SessionDep, ctx: ContextDep
+    course_id: CourseId, body: CourseEnd, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> CourseOut:
     """Record the last dose; the after-course messages are planned from it."""
-    return _act(session, clinic, course_id, ctx, end_course, last_dose_date=body.last_dose_date)
+    return _act(
+        session,
+        caller,
+        course_id,
+        ctx,
+        end_course,
+        "course.end",
+        last_dose_date=body.last_dose_date,
+    )
 
 
 @router.patch("/courses/{course_id}", tags=["courses"], responses=CONFLICT_RESPONSE)
 def change(
     course_id: CourseId,
     body: CourseChange,
-    clinic: ClinicDep,
+    caller: CallerDep,
     session: SessionDep,
     ctx: ContextDep,
 ) -> CourseOut:
@@ -197,17 +275,32 @@ def change(
     if body.start_date is None and body.weeks is None:
         raise InvalidInput.one("start_date", "give start_date or weeks")
     return _act(
-        session, clinic, course_id, ctx, change_course, start_date=body.start_date, weeks=body.weeks
+        session,
+        caller,
+        course_id,
+        ctx,
+        change_course,
+        "course.change",
+        start_date=body.start_date,
+        weeks=body.weeks,
     )
 
 
 @router.post("/courses/{course_id}/events", status_code=201, tags=["courses"])
 def add_event(
-    course_id: CourseId, body: EventIn, clinic: ClinicDep, session: SessionDep, ctx: ContextDep
+    course_id: CourseId, body: EventIn, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> EventOut:
     """Record a course event: a pregnancy test on its date starts the iPLEDGE countdown."""
-    course = get_course(session, course_id=course_id, clinic_id=clinic.id)
+    course = get_course(session, course_id=course_id, clinic_id=caller.clinic.id)
     event = record_event(session, course=course, type=body.type, on=body.date, ctx=ctx)
+    _audit(
+        session,
+        caller,
+        "course.event",
+        ctx.now,
+        patient_id=course.patient_id,
+        detail=f"course {course_id}: {body.type}",
+    )
     return EventOut.model_validate(event)
 
 
@@ -219,7 +312,7 @@ def add_event(
     responses=IMPORT_RESPONSES,
 )
 def create_import(
-    clinic: ClinicDep,  # first: the key is checked before the upload is read
+    caller: CallerDep,  # first: the key is checked before the upload is read
     data: Annotated[bytes, Depends(read_upload)],
     session: SessionDep,
     ctx: ContextDep,
@@ -235,6 +328,42 @@ def create_import(
     """
     # ImportRefused leaves through the session, which rolls back every row enrolled.
     report = import_patients(
-        session, clinic=clinic, data=data, source="import", ctx=ctx, partial=partial
+        session, clinic=caller.clinic, data=data, source="import", ctx=ctx, partial=partial
     )
+    for entry in report.enrolled:
+        _audit(
+            session,
+            caller,
+            "patient.import",
+            ctx.now,
+            patient_id=entry["patient_id"],
+            detail=f"row {entry['row']}, course {entry['course_id']}",
+        )
     return ImportReportOut.of(report)
+
+
+@router.get("/audit", tags=["audit"], responses=ADMIN_RESPONSE)
+def read_audit(
+    caller: AdminDep,
+    session: SessionDep,
+    patient_id: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="Only this patient's entries")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> AuditPage:
+    """The clinic's audit trail, newest first (an admin key only): who saw or changed which
+    patient, when and from where."""
+    events, total = trail(
+        session,
+        clinic_id=caller.clinic.id,  # type: ignore[arg-type]
+        patient_id=patient_id,
+        limit=limit,
+        offset=offset,
+    )
+    return AuditPage(
+        items=[AuditOut.model_validate(event) for event in events],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )

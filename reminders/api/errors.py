@@ -28,6 +28,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 VALIDATION_RESPONSE: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "Invalid input; each field is named"},
 }
+ADMIN_RESPONSE: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorBody, "description": "The key is not one of the clinic's admin keys"},
+}
 CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "The course's state does not allow it"},
 }

@@ -262,3 +262,25 @@ class ImportReportOut(BaseModel):
             enrolled=[ImportedRow(**entry) for entry in report.enrolled],
             errors=[ErrorItem(row=e.row, field=e.field, reason=e.reason) for e in report.errors],
         )
+
+
+class AuditOut(Out):
+    """One entry of the audit trail: never a message text or a full contact."""
+
+    id: int
+    at: datetime
+    actor_kind: Literal["user", "key", "cli", "system"]
+    actor: str = Field(description="A staff email, an API key's name or an OS user")
+    action: str = Field(examples=["patient.read", "course.pause", "key.revoke"])
+    patient_id: int | None
+    address: str = Field(description="The client's address")
+    detail: str
+
+
+class AuditPage(BaseModel):
+    """A page of the clinic's audit trail, newest first."""
+
+    items: list[AuditOut]
+    total: int
+    limit: int
+    offset: int

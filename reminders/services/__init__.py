@@ -27,6 +27,7 @@ from reminders.services.courses import (
     resume_course,
     stop_course,
 )
+from reminders.services.erasure import ERASED, due_for_erasure, erase_patient
 from reminders.services.keys import (
     create_api_key,
     hash_api_key,
@@ -49,6 +50,7 @@ from reminders.services.patients import (
 from reminders.services.provider import InboundOutcome, receive_text, record_delivery
 
 __all__ = [
+    "ERASED",
     "EVENT_TYPES",
     "LIVE_STATUSES",
     "PATIENT_FIELDS",
@@ -61,6 +63,8 @@ __all__ = [
     "create_api_key",
     "consent_history",
     "create_clinic",
+    "due_for_erasure",
+    "erase_patient",
     "current_course",
     "end_course",
     "enroll",

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from reminders.audit import record
 from reminders.db import session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.importer import MAX_BYTES, ImportRefused, ImportReport, import_patients
@@ -48,6 +49,7 @@ def patient_list(
     request: Request,
     staff: StaffDep,
     rt: RuntimeDep,
+    now: NowDep,
     q: str = "",
     status: str = "",
     page: int = 1,
@@ -63,6 +65,15 @@ def patient_list(
             search=q,
             status=status or None,
             offset=(page - 1) * queries.PAGE_SIZE,
+        )
+        # What was looked at, never what was searched for (a name, an email).
+        record(
+            session,
+            clinic_id=staff.clinic_id,
+            actor=staff.actor,
+            action="patient.list",
+            now=now,
+            detail=f"{len(rows)} of {total}, page {page}" + (", searched" if q else ""),
         )
     return render(
         request,
@@ -131,10 +142,19 @@ def enroll_submit(
     try:
         with session_scope(rt.engine) as session:
             clinic = get_clinic(session, staff.clinic_id)
-            patient, _course = enroll(
+            patient, course = enroll(
                 session, clinic=clinic, raw=values, source=SOURCE, ctx=rt.context(now)
             )
             patient_id, name = patient.id, patient.first_name
+            record(
+                session,
+                clinic_id=staff.clinic_id,
+                actor=staff.actor,
+                action="patient.enroll",
+                now=now,
+                patient_id=patient_id,
+                detail=f"course {course.id}",
+            )
     except InvalidInput as exc:  # raised before anything was written; rolled back regardless
         return _enroll_page(
             request, staff, values=values, errors=errors_by_field(exc.errors), status=422
@@ -177,9 +197,20 @@ def _import(
     """Run the import in one transaction; ImportRefused rolls it back when a row is refused."""
     with session_scope(rt.engine) as session:
         clinic = get_clinic(session, staff.clinic_id)
-        return import_patients(
+        report = import_patients(
             session, clinic=clinic, data=data, source="import", ctx=rt.context(now), partial=partial
         )
+        for entry in report.enrolled:
+            record(
+                session,
+                clinic_id=staff.clinic_id,
+                actor=staff.actor,
+                action="patient.import",
+                now=now,
+                patient_id=entry["patient_id"],
+                detail=f"row {entry['row']}, course {entry['course_id']}",
+            )
+        return report
 
 
 @router.post("/import")
