@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy import func, select, text
 from sqlmodel import Session, col
 
+from reminders import counters
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import Message, MessageStatus, WorkerHeartbeat
 
@@ -99,6 +100,14 @@ def exposition(session: Session, *, now: datetime) -> str:
         "# HELP reminders_workers_alive Workers seen in the last minute.",
         "# TYPE reminders_workers_alive gauge",
         f"reminders_workers_alive {alive}",
+        # Of this web process since it started (Prometheus handles the restarts of counters).
+        "# HELP reminders_sign_in_failures_total Staff sign-ins refused for a wrong password "
+        "or code.",
+        "# TYPE reminders_sign_in_failures_total counter",
+        f"reminders_sign_in_failures_total {counters.value(counters.SIGN_IN_FAILURES)}",
+        "# HELP reminders_sign_in_lockouts_total Staff sign-ins refused by a lockout.",
+        "# TYPE reminders_sign_in_lockouts_total counter",
+        f"reminders_sign_in_lockouts_total {counters.value(counters.SIGN_IN_LOCKOUTS)}",
     ]
     return "\n".join(lines) + "\n"
 
