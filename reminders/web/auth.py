@@ -26,6 +26,7 @@ from reminders.sessions import (
 )
 from reminders.staff import authenticate, normal_email, verify_totp
 from reminders.throttle import Verdict
+from reminders.validation import strip_refused
 from reminders.web.pages import redirect, render
 from reminders.web.security import (
     PREFIX,
@@ -125,7 +126,8 @@ def sign_in_submit(
     email = field(form, "email")
     password = form.get("password")
     next_page = field(form, "next")
-    account = normal_email(email)[:254]
+    # The throttle's key: PostgreSQL cannot store (or even look for) a NUL.
+    account = strip_refused(normal_email(email))[:254]
     with session_scope(rt.engine) as session:
         verdict = throttle.check(session, account=account, address=address, now=now)
         user = None

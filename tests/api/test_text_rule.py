@@ -156,3 +156,26 @@ def test_the_command_line_refuses_it_and_writes_nothing(
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(Patient)).one() == 0
     engine.dispose()
+
+
+@CASES
+def test_a_sign_in_or_a_search_with_it_is_an_answer_not_a_server_error(api: Api, char: str) -> None:
+    from reminders.app import create_app
+    from tests.web.conftest import TestClient
+
+    with session_scope(api.rt.engine) as session:
+        create_staff(
+            session,
+            clinic_id=api.clinic.id,  # type: ignore[arg-type]
+            email="sam@riverside.example",
+            password=PASSWORD,
+            now=NOW,
+        )
+    client = signed_in_client(api.rt, "sam@riverside.example", base_url="https://testserver")
+    with client:
+        assert client.get("/clinic/patients", params={"q": f"An{char}a"}).status_code == 200
+    with TestClient(
+        create_app(api.rt), base_url="https://testserver", follow_redirects=False
+    ) as visitor:
+        form = {"csrf_token": csrf(visitor), "email": f"sam{char}@x.example", "password": "p" * 12}
+        assert visitor.post("/clinic/sign-in", data=form).status_code == 400
