@@ -14,7 +14,7 @@ from reminders import throttle
 from reminders.audit import Actor, record
 from reminders.db import session_scope
 from reminders.deps import AddressDep, NowDep, RuntimeDep
-from reminders.models import StaffSession, StaffUser
+from reminders.models import StaffUser
 from reminders.runtime import Runtime
 from reminders.sessions import (
     Lifetime,
@@ -22,7 +22,6 @@ from reminders.sessions import (
     end_user_sessions,
     open_session,
     purge_expired,
-    token_hash,
 )
 from reminders.staff import authenticate, normal_email, verify_totp
 from reminders.throttle import Verdict
@@ -250,11 +249,3 @@ def sign_out_everywhere(
         )
     visit.token = None
     return _signed_out(request, "everywhere")
-
-
-def session_row(rt: Runtime, visit: Visit) -> StaffSession | None:
-    """The row of the visit's session, read afresh."""
-    if visit.token is None:
-        return None
-    with session_scope(rt.engine) as session:
-        return session.get(StaffSession, token_hash(visit.token))

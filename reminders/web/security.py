@@ -27,7 +27,7 @@ from reminders.audit import Actor
 from reminders.config import Settings
 from reminders.db import session_scope
 from reminders.deps import AddressDep, NowDep, RuntimeDep
-from reminders.models import StaffRole, StaffSession, StaffUser
+from reminders.models import StaffRole, StaffUser
 from reminders.services import get_clinic
 from reminders.sessions import Lifetime, resume_session
 
@@ -84,7 +84,6 @@ class Visit:
     token: str | None = None  # the session cookie's token, when it names a live session
     second_factor_user: int | None = None  # password right, code still due
     flash: str | None = None
-    totp_pending: str | None = None
     new_sign_in_cookie: str | None = None  # to set on the response
     cookies_to_clear: list[str] = dataclasses.field(default_factory=list)
 
@@ -101,7 +100,7 @@ def visitor_csrf(settings: Settings, value: str) -> str:
     return hmac.new(_secret(settings), value.encode(), hashlib.sha256).hexdigest()
 
 
-def _staff(row: StaffSession, user: StaffUser, session: object, address: str) -> Staff:
+def _staff(user: StaffUser, session: object, address: str) -> Staff:
     clinic = get_clinic(session, user.clinic_id)  # type: ignore[arg-type]
     return Staff(
         user_id=user.id,  # type: ignore[arg-type]
@@ -127,12 +126,11 @@ def current_visit(request: Request, rt: RuntimeDep, now: NowDep, address: Addres
                 row = None
             if row is not None and user is not None:
                 visit = Visit(csrf=row.csrf_token, token=token, flash=row.flash)
-                visit.totp_pending = row.totp_pending
                 row.flash = None
                 if row.second_factor_due:
                     visit.second_factor_user = user.id
                 else:
-                    visit.staff = _staff(row, user, session, address)
+                    visit.staff = _staff(user, session, address)
         if visit is None:
             visit = visitor(request, rt.settings)
             visit.cookies_to_clear.append(SESSION_COOKIE)
