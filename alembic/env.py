@@ -25,6 +25,11 @@ def run_migrations_online() -> None:
 
 
 def _run(connection) -> None:  # type: ignore[no-untyped-def]
+    if connection.dialect.name == "sqlite":
+        # SQLite changes a column by copying its table; with foreign keys enforced, dropping
+        # the old copy of a table others refer to fails. The pragma only works outside a
+        # transaction, so it goes straight to the driver's connection (in autocommit).
+        connection.connection.driver_connection.execute("PRAGMA foreign_keys=OFF")
     context.configure(
         connection=connection,
         target_metadata=SQLModel.metadata,

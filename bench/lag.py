@@ -67,6 +67,8 @@ def worker_env(db: Database, provider: Provider, log: Path) -> dict[str, str]:
         LOG_LEVEL="INFO",
         LOG_FORMAT="json",
         WORKER_LOG=str(log),
+        # The benchmark's own throw-away worker: the default SECRET_KEY would stop it.
+        REMINDERS_ENV="development",
     )
     return env
 

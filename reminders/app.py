@@ -6,9 +6,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from reminders import __version__, web
-from reminders.api import clinic, errors, health, replies, twilio, unsubscribe
+from reminders.api import clinic, docs, errors, health, replies, twilio, unsubscribe
 from reminders.api.imports import HARD_LIMIT_BYTES
 from reminders.api.limits import BodyLimit
+from reminders.config import get_settings
+from reminders.headers import SecurityHeaders
 from reminders.runtime import Runtime
 
 MAX_BODY_BYTES = 64 * 1024
@@ -23,10 +25,17 @@ Authenticate with the clinic's key: `Authorization: Bearer <api key>`. Every err
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
     """The app; without a runtime, one is built from the environment on the first request."""
+    # Without a runtime the app builds one from the environment later; the settings are the
+    # same ones it will read.
+    settings = runtime.settings if runtime is not None else get_settings()
     app = FastAPI(
         title="Treatment reminders",
         version=__version__,
         description=DESCRIPTION,
+        # The schema and its pages only when asked for (API_DOCS=1), and then from our files.
+        openapi_url="/openapi.json" if settings.api_docs else None,
+        docs_url=None,
+        redoc_url=None,
         openapi_tags=[
             {"name": "patients", "description": "Enrolment, contact details, history"},
             {"name": "courses", "description": "Pause, resume, stop, end, move, events"},
@@ -34,6 +43,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
             {"name": "clinic", "description": "The help phone and who hears of replies"},
             {"name": "webhooks", "description": "Called by Twilio, signed"},
             {"name": "unsubscribe", "description": "Email one-click unsubscribe (RFC 8058)"},
+            {"name": "audit", "description": "Who saw or changed what (admin keys)"},
             {"name": "operations", "description": "Health and Prometheus metrics"},
         ],
     )
@@ -41,11 +51,15 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     # JSON bodies and Twilio's forms are a few kilobytes; only imports carry a file.
     uploads = {"/v1/imports": HARD_LIMIT_BYTES, web.IMPORT_PATH: HARD_LIMIT_BYTES}
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, paths=uploads)
+    # Outermost, so that refusals by the body limit and error pages carry the headers too.
+    app.add_middleware(SecurityHeaders, https=settings.https)
     errors.install(app)
     app.include_router(clinic.router)
     app.include_router(replies.router)
     app.include_router(twilio.router)
     app.include_router(unsubscribe.router)
     app.include_router(health.router)
-    web.install(app, runtime)
+    if settings.api_docs:
+        docs.install(app)
+    web.install(app)
     return app

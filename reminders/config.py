@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SECRET = "change-me"
 
 
 class Settings(BaseSettings):
@@ -39,7 +40,15 @@ class Settings(BaseSettings):
     smtp_timeout: float = Field(default=30.0, gt=0)
 
     public_base_url: str | None = None
-    secret_key: SecretStr = SecretStr("change-me")
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    # "development" lets `reminders web` and `reminders worker` start with the default
+    # SECRET_KEY, for a trial on a workstation; anything else needs a real key.
+    reminders_env: Literal["production", "development"] = "production"
+    metrics_token: SecretStr | None = None
+    api_docs: bool = False
+
+    session_idle_minutes: float = Field(default=30.0, gt=0)
+    session_max_hours: float = Field(default=12.0, gt=0)
 
     log_format: Literal["auto", "text", "json"] = "auto"
     log_level: str = "INFO"
@@ -79,6 +88,11 @@ class Settings(BaseSettings):
             )
         return self
 
+    @property
+    def https(self) -> bool:
+        """Whether the service is reached over https (PUBLIC_BASE_URL says so)."""
+        return (self.public_base_url or "").lower().startswith("https://")
+
     @field_validator("database_url")
     @classmethod
     def _driver_url(cls, value: str) -> str:
@@ -91,6 +105,20 @@ class Settings(BaseSettings):
 
 class ConfigError(Exception):
     """A setting that is missing or wrong; the message names the variable."""
+
+
+def require_secret_key(settings: Settings) -> None:
+    """ConfigError when SECRET_KEY is the default, unless REMINDERS_ENV=development.
+
+    With the default key anyone could forge unsubscribe links and sign-in form tokens.
+    """
+    if settings.reminders_env == "development":
+        return
+    if settings.secret_key.get_secret_value() == DEFAULT_SECRET:
+        raise ConfigError(
+            "SECRET_KEY is the default: set a long random value "
+            "(or REMINDERS_ENV=development on a workstation)"
+        )
 
 
 @lru_cache(maxsize=1)

@@ -13,10 +13,15 @@ from sqlmodel import Session
 SQLITE_BUSY_SECONDS = 30
 # The execution option that says how a SQLite transaction begins.
 _BEGIN = "sqlite_begin"
+# In a read_scope session's info: rows to write once the read is done (its audit entry).
+LATER = "write_later"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine with the settings each backend needs for safe concurrent use."""
+    # A failed statement's parameters (a patient's name, phone, email) stay out of the error's
+    # text, and so out of every log line and error report that quotes it.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -74,10 +79,18 @@ def read_scope(engine: Engine) -> Iterator[Session]:
     """One read-only transaction that takes no write lock (a deferred one on SQLite).
 
     Nothing written inside it is kept: closing the session ends the transaction unwritten
-    (and, unlike a rollback, leaves the loaded rows readable after the block).
+    (and, unlike a rollback, leaves the loaded rows readable after the block). Rows a read
+    must leave behind (its audit entry) go to `session.info[LATER]` and are written in a
+    short transaction of their own once the read has let go of its connection, and only if
+    the block ended without an error; never while holding it, which could leave every pooled
+    connection held by a request waiting for another.
     """
-    with Session(reader(engine), expire_on_commit=False) as session:
+    later: list[Any] = []
+    with Session(reader(engine), expire_on_commit=False, info={LATER: later}) as session:
         yield session
+    if later:
+        with session_scope(engine) as writer:
+            writer.add_all(later)
 
 
 def reader(engine: Engine) -> Engine:

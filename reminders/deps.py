@@ -1,10 +1,11 @@
 """What every route receives, API and web pages alike: the runtime, one transaction, the request's
-instant, the service context, and (for the API) the clinic of the key."""
+instant, the service context, the client's address, and (for the API) the key and its clinic."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
@@ -12,17 +13,18 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
+from reminders.audit import Actor
 from reminders.clock import utcnow
 from reminders.db import read_scope, session_scope
 from reminders.models import Clinic
 from reminders.runtime import Runtime, build
-from reminders.services import Context, clinic_by_api_key
+from reminders.services import Context, active_key, get_clinic, note_use, stale_use
 
 _build_lock = threading.Lock()
 _bearer = HTTPBearer(
     auto_error=False,
     bearerFormat="API key",
-    description="The clinic's API key, printed once by `reminders clinic add`.",
+    description="One of the clinic's API keys (`reminders clinic add`, `clinic key add`).",
 )
 
 
@@ -75,26 +77,77 @@ def get_context(rt: RuntimeDep, now: NowDep) -> Context:
 ContextDep = Annotated[Context, Depends(get_context)]
 
 
-def current_clinic(
-    rt: RuntimeDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Clinic:
-    """The clinic whose API key is in `Authorization: Bearer <key>`; 401 otherwise.
+def client_address(request: Request) -> str:
+    """The client's address (uvicorn puts the proxy's X-Forwarded-For here when trusted)."""
+    return request.client.host if request.client is not None else ""
 
-    Read in a transaction of its own that takes no write lock, apart from the route's.
+
+AddressDep = Annotated[str, Depends(client_address)]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An API call's key and clinic, and who to name in the audit trail."""
+
+    clinic: Clinic
+    key_id: int
+    admin: bool
+    actor: Actor
+
+
+def current_caller(
+    rt: RuntimeDep,
+    now: NowDep,
+    address: AddressDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """The API key in `Authorization: Bearer <key>` and its clinic; 401 otherwise.
+
+    Read in a transaction of its own that takes no write lock, apart from the route's; the
+    key's last use is written, at most once a minute, in a short transaction of its own.
     """
-    clinic = None
+    key, clinic = None, None
     if credentials is not None and credentials.credentials:
         with read_scope(rt.engine) as session:
-            clinic = clinic_by_api_key(session, credentials.credentials)
-    if clinic is None:
-        reason = "missing API key" if credentials is None else "unknown API key"
+            key = active_key(session, credentials.credentials)
+            clinic = get_clinic(session, key.clinic_id) if key is not None else None
+    if key is None:
+        reason = "missing API key" if credentials is None else "unknown or revoked API key"
         raise HTTPException(
             status_code=401,
             detail=f"Authorization: {reason}; send `Authorization: Bearer <api key>`",
             headers={"WWW-Authenticate": 'Bearer realm="reminders"'},
         )
-    return clinic
+    if stale_use(key, now=now):
+        with session_scope(rt.engine) as session:
+            note_use(session, key_id=key.id, now=now)  # type: ignore[arg-type]
+    assert clinic is not None
+    return Caller(
+        clinic=clinic,
+        key_id=key.id,  # type: ignore[arg-type]
+        admin=key.admin,
+        actor=Actor(kind="key", name=key.name, address=address),
+    )
+
+
+CallerDep = Annotated[Caller, Depends(current_caller, scope="function")]
+
+
+def current_clinic(caller: CallerDep) -> Clinic:
+    """The clinic of the API key; 401 without a valid key."""
+    return caller.clinic
 
 
 ClinicDep = Annotated[Clinic, Depends(current_clinic, scope="function")]
+
+
+def admin_caller(caller: CallerDep) -> Caller:
+    """The caller, when its key is an admin key; 403 otherwise."""
+    if not caller.admin:
+        raise HTTPException(
+            status_code=403, detail="Authorization: this needs an admin key of the clinic"
+        )
+    return caller
+
+
+AdminDep = Annotated[Caller, Depends(admin_caller, scope="function")]

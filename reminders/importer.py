@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from reminders.audit import Actor, record
 from reminders.db import read_scope, session_scope
 from reminders.models import Clinic, Course
 from reminders.outbox import materialize_many
@@ -124,6 +125,7 @@ def import_file(
     source: str,
     ctx: Context,
     partial: bool,
+    actor: Actor,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Enroll every row of a CSV file, with a report naming each refused row and field.
@@ -134,6 +136,7 @@ def import_file(
     written; a row that fails while the file is written (another enrolment took its phone in
     the meantime) undoes the batches already written. The new courses are then planned in
     batches too (a course the import could not plan is planned by the worker's next pass).
+    Each enrolled row is in the audit trail under `actor`, written with its batch.
     """
     rows = read_rows(decode(data))
     total = len(rows)
@@ -148,10 +151,10 @@ def import_file(
     while pending:
         started = time.monotonic()
         try:
-            batch = _write_batch(engine, clinic, pending, source=source, now=ctx.now)
+            batch = _write_batch(engine, clinic, pending, source=source, actor=actor, now=ctx.now)
         except Exception as failure:
             if not partial:
-                _undo(engine, [patient for _, patient, _ in written])
+                _undo(engine, written, clinic=clinic, actor=actor, now=ctx.now)
             if not isinstance(failure, _Refused):
                 raise
             refused = failure
@@ -228,7 +231,13 @@ class _Refused(Exception):
 
 
 def _write_batch(
-    engine: Engine, clinic: Clinic, pending: list[Checked], *, source: str, now: datetime
+    engine: Engine,
+    clinic: Clinic,
+    pending: list[Checked],
+    *,
+    source: str,
+    actor: Actor,
+    now: datetime,
 ) -> list[tuple[int, int, int]]:
     """Write the next BATCH_ROWS rows in one short transaction; (row, patient, course) ids."""
     batch = pending[:BATCH_ROWS]
@@ -251,14 +260,46 @@ def _write_batch(
             source=source,
             now=now,
         )
-    return [(item.row, patient, course) for item, (patient, course) in zip(batch, ids, strict=True)]
+        written = [
+            (item.row, patient, course) for item, (patient, course) in zip(batch, ids, strict=True)
+        ]
+        for row, patient, course in written:
+            record(
+                session,
+                clinic_id=clinic.id,  # type: ignore[arg-type]
+                actor=actor,
+                action="patient.import",
+                now=now,
+                patient_id=patient,
+                detail=f"row {row}, course {course}",
+            )
+    return written
 
 
-def _undo(engine: Engine, patient_ids: list[int]) -> None:
-    """Remove what an all-or-nothing import wrote before a row failed (nothing was planned)."""
-    for start in range(0, len(patient_ids), 500):
+def _undo(
+    engine: Engine,
+    written: list[tuple[int, int, int]],
+    *,
+    clinic: Clinic,
+    actor: Actor,
+    now: datetime,
+) -> None:
+    """Remove what an all-or-nothing import wrote before a row failed (nothing was planned);
+    the trail keeps the import's entries and says each was undone."""
+    for start in range(0, len(written), 500):
+        part = written[start : start + 500]
         with session_scope(engine) as session:
-            remove_enrollments(session, patient_ids=patient_ids[start : start + 500])
+            remove_enrollments(session, patient_ids=[patient for _, patient, _ in part])
+            for row, patient, _course in part:
+                record(
+                    session,
+                    clinic_id=clinic.id,  # type: ignore[arg-type]
+                    actor=actor,
+                    action="patient.import_undone",
+                    now=now,
+                    patient_id=patient,
+                    detail=f"row {row}: a later row was refused, nothing was kept",
+                )
 
 
 def _plan(engine: Engine, course_ids: list[int], *, ctx: Context) -> None:

@@ -23,6 +23,26 @@ _process_context: dict[str, Any] = {}
 _RECORD_LEFTOVERS = ("color_message", "message", "asctime")
 
 
+class AccessLogWithoutQuery(logging.Filter):
+    """Drop the query string from uvicorn's access lines.
+
+    A query can hold what must never be logged: a staff search (`?q=` a patient's name or an
+    email whose `%40` the masking would not see as one), or a key someone put in the URL.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn logs '%s - "%s %s HTTP/%s" %d' with (client, method, path?query, version,
+        # status).
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            path, separator, _query = args[2].partition("?")
+            record.args = (*args[:2], path + ("?***" if separator else ""), *args[3:])
+        return True
+
+
+_ACCESS_FILTER = AccessLogWithoutQuery()
+
+
 def bind_worker(worker_id: str) -> None:
     """Name this process's worker on every line it logs, from any thread."""
     _process_context["worker_id"] = worker_id
@@ -89,6 +109,7 @@ def setup_logging(settings: Settings) -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     root.setLevel(settings.log_level.upper())
+    logging.getLogger("uvicorn.access").addFilter(_ACCESS_FILTER)  # once: filters are a set
     # Library loggers can print request URLs and payloads (twilio logs the full request).
     for noisy in ("twilio", "twilio.http_client", "urllib3", "apscheduler", "mail.log"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

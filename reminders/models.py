@@ -79,13 +79,28 @@ class Clinic(SQLModel, table=True):
     # The prescriber lets monthly checks during and after the course be taken at home.
     home_tests: bool = Field(default=False)
     lab_reminders: bool = Field(default=True)
-    api_key_hash: str | None = Field(default=None, max_length=128, index=True)
     # Staff are told of new replies at this address, at most once per REPLY_NOTIFY_INTERVAL;
     # the last notice went out at `replies_notified_at` and covered replies up to this id.
     notify_email: str | None = Field(default=None, max_length=254)
     replies_notified_at: datetime | None = None
     replies_notified_id: int | None = None
+    # Patients whose courses all ended this many days ago are erased; None keeps them.
+    retention_days: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class ApiKey(SQLModel, table=True):
+    """One of a clinic's API keys, for one integration; only its hash is kept."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    clinic_id: int = Field(foreign_key="clinic.id", index=True)
+    name: str = Field(max_length=80)
+    key_hash: str = Field(max_length=64, unique=True)
+    # An admin key may also erase patients and read the audit trail.
+    admin: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow)
+    revoked_at: datetime | None = None
+    last_used_at: datetime | None = None
 
 
 class Patient(SQLModel, table=True):
@@ -106,6 +121,8 @@ class Patient(SQLModel, table=True):
     sms_opted_out: bool = Field(default=False)
     email_opted_out: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utcnow)
+    # Set when the name, contacts and texts were replaced by a marker (reminders.erasure).
+    erased_at: datetime | None = None
 
 
 class Course(SQLModel, table=True):
@@ -285,6 +302,11 @@ class InboundText(SQLModel, table=True):
     reply: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
+class StaffRole(enum.StrEnum):
+    admin = "admin"  # manages the clinic's staff, API keys and settings, reads the audit trail
+    staff = "staff"  # enrolls patients and looks after their courses
+
+
 class StaffUser(SQLModel, table=True):
     """A clinic's staff member, who signs in to the clinic's web pages."""
 
@@ -293,4 +315,52 @@ class StaffUser(SQLModel, table=True):
     # Stored lower-cased, so that sign-in does not depend on how the address was typed.
     email: str = Field(max_length=254, unique=True)
     password_hash: str = Field(max_length=200)
+    role: StaffRole = Field(default=StaffRole.staff, sa_column=Column(String(8), nullable=False))
+    disabled_at: datetime | None = None
+    # The base32 secret of the user's authenticator app, once a code from it was confirmed.
+    totp_secret: str | None = Field(default=None, max_length=64)
+    # The last time step whose code was accepted: a code is good for one sign-in only.
+    totp_last_step: int | None = None
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class StaffSession(SQLModel, table=True):
+    """A signed-in browser. The cookie holds a random token; only its hash is kept here."""
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="staffuser.id", index=True)
+    csrf_token: str = Field(max_length=64)
+    # The password was right and the authenticator code is still to come.
+    second_factor_due: bool = Field(default=False)
+    address: str = Field(default="", max_length=64)
+    created_at: datetime
+    last_seen: datetime = Field(index=True)
+    flash: str | None = Field(default=None, max_length=300)
+    # A secret being enrolled for two-factor sign-in, until a code from it is confirmed.
+    totp_pending: str | None = Field(default=None, max_length=64)
+
+
+class SignInAttempt(SQLModel, table=True):
+    """A sign-in try, kept for the throttle's window: per account and per client address."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    account: str = Field(max_length=254, index=True)  # the email as typed, lower-cased
+    address: str = Field(max_length=64, index=True)
+    succeeded: bool
+    at: datetime = Field(index=True)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who saw or changed what, when and from where. Never a message text or a full contact."""
+
+    __table_args__ = (Index("ix_auditevent_clinic_at", "clinic_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    clinic_id: int = Field(foreign_key="clinic.id")
+    at: datetime
+    actor_kind: str = Field(max_length=8)  # user | key | cli | system
+    actor: str = Field(max_length=254)  # a staff email, an API key's name, an OS user
+    action: str = Field(max_length=40)  # e.g. patient.view, course.pause, key.revoke
+    patient_id: int | None = Field(default=None, index=True)
+    address: str = Field(default="", max_length=64)
+    detail: str = Field(default="", max_length=200)

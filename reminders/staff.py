@@ -1,7 +1,8 @@
-"""Clinic staff who sign in to the web pages: creating them and checking their passwords.
+"""Clinic staff who sign in to the web pages: accounts, roles, passwords, two-factor codes.
 
 Passwords are hashed with scrypt (standard library) and a random salt per user; the stored
-string names its parameters, so they can be raised later without breaking old hashes.
+string names its scheme and parameters, so both can change later without breaking old
+hashes. Only `hash_password` and `verify_password` know the scheme.
 """
 
 from __future__ import annotations
@@ -11,18 +12,24 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
 
-from sqlmodel import Session, select
+import pyotp
+from sqlmodel import Session, col, select
 
-from reminders.models import StaffUser
-from reminders.services import get_clinic
-from reminders.validation import FieldError, InvalidInput, parse_email
+from reminders.models import StaffRole, StaffUser
+from reminders.services import Conflict, NotFound, get_clinic
+from reminders.sessions import end_user_sessions
+from reminders.validation import FieldError, InvalidInput, check_text, parse_email
 
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
 # scrypt's cost: 16 MiB of memory and about 50 ms per hash, enough to slow guessing.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 SCHEME = "scrypt"
+COMMON_PASSWORDS = Path(__file__).parent / "common_passwords.txt"
+ISSUER = "Treatment reminders"
 
 
 def _b64(data: bytes) -> str:
@@ -60,31 +67,60 @@ def verify_password(password: str, stored: str) -> bool:
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
 
 
+@lru_cache(maxsize=1)
+def _common_passwords() -> frozenset[str]:
+    lines = COMMON_PASSWORDS.read_text(encoding="utf-8").splitlines()
+    return frozenset(line for line in lines if line and not line.startswith("#"))
+
+
+def password_errors(password: str, field: str = "password") -> list[FieldError]:
+    """Why a new password is refused: too short or long, or one of the common passwords."""
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        return [FieldError(field, f"must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long")]
+    if password.lower() in _common_passwords():
+        return [FieldError(field, "is one of the most common passwords; choose another")]
+    return []
+
+
 def normal_email(value: str) -> str:
     return value.strip().lower()
 
 
+def _role(value: str) -> StaffRole:
+    try:
+        return StaffRole(value.strip().lower())
+    except ValueError:
+        raise InvalidInput.one("role", f"{value!r} is not one of admin, staff") from None
+
+
 def create_staff(
-    session: Session, *, clinic_id: int, email: str, password: str, now: datetime
+    session: Session,
+    *,
+    clinic_id: int,
+    email: str,
+    password: str,
+    now: datetime,
+    role: str = StaffRole.staff,
 ) -> StaffUser:
-    """Add a staff user to a clinic; the email must be new and the password long enough."""
+    """Add a staff user to a clinic; the email must be new and the password acceptable."""
     get_clinic(session, clinic_id)
     errors: list[FieldError] = []
     address = ""
     try:
-        address = normal_email(parse_email(email.strip()))
+        address = normal_email(parse_email(check_text(email.strip())))
     except ValueError as exc:
         errors.append(FieldError("email", str(exc)))
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        errors.append(
-            FieldError("password", f"must be {MIN_PASSWORD} to {MAX_PASSWORD} characters long")
-        )
+    errors += password_errors(password)
     if address and staff_by_email(session, address) is not None:
         errors.append(FieldError("email", "already has a staff account"))
     if errors:
         raise InvalidInput(errors)
     user = StaffUser(
-        clinic_id=clinic_id, email=address, password_hash=hash_password(password), created_at=now
+        clinic_id=clinic_id,
+        email=address,
+        password_hash=hash_password(password),
+        role=_role(role),
+        created_at=now,
     )
     session.add(user)
     session.flush()
@@ -95,15 +131,106 @@ def staff_by_email(session: Session, email: str) -> StaffUser | None:
     return session.exec(select(StaffUser).where(StaffUser.email == normal_email(email))).first()
 
 
+def get_staff(session: Session, *, user_id: int, clinic_id: int | None = None) -> StaffUser:
+    """A staff user (of this clinic, when given); NotFound otherwise."""
+    user = session.get(StaffUser, user_id)
+    if user is None or (clinic_id is not None and user.clinic_id != clinic_id):
+        raise NotFound(f"staff user {user_id} not found")
+    return user
+
+
+def list_staff(session: Session, *, clinic_id: int | None = None) -> list[StaffUser]:
+    """The staff users of a clinic (or of every clinic), in the order they were added."""
+    query = select(StaffUser)
+    if clinic_id is not None:
+        query = query.where(StaffUser.clinic_id == clinic_id)
+    return list(session.exec(query.order_by(col(StaffUser.id))).all())
+
+
 def authenticate(session: Session, *, email: str, password: str) -> StaffUser | None:
-    """The staff user with this email and password, or None (same time either way)."""
-    user = staff_by_email(session, email) if len(password) <= MAX_PASSWORD else None
-    if user is None:
+    """The active staff user with this email and password, or None (same time either way)."""
+    try:
+        check_text(email)
+    except ValueError:
+        email = ""  # no account has such an address; PostgreSQL could not even look for it
+    user = staff_by_email(session, email) if email and len(password) <= MAX_PASSWORD else None
+    if user is None or user.disabled_at is not None:
         verify_password(password[:MAX_PASSWORD], _DUMMY_HASH)
         return None
     return user if verify_password(password, user.password_hash) else None
 
 
-def session_stamp(user: StaffUser) -> str:
-    """A short digest of the password hash: a new password ends every signed-in session."""
-    return hashlib.sha256(user.password_hash.encode("ascii")).hexdigest()[:16]
+def set_disabled(session: Session, *, user: StaffUser, disabled: bool, now: datetime) -> int:
+    """Disable a user (every session ends at once) or enable them again; sessions ended."""
+    if disabled and user.disabled_at is None:
+        user.disabled_at = now
+    elif not disabled:
+        user.disabled_at = None
+    session.add(user)
+    return end_user_sessions(session, user_id=user.id) if disabled else 0  # type: ignore[arg-type]
+
+
+def reset_password(session: Session, *, user: StaffUser, password: str) -> int:
+    """Give a user a new password; every session of theirs ends. Returns how many did."""
+    errors = password_errors(password)
+    if errors:
+        raise InvalidInput(errors)
+    user.password_hash = hash_password(password)
+    session.add(user)
+    return end_user_sessions(session, user_id=user.id)  # type: ignore[arg-type]
+
+
+def check_not_self(actor_id: int, user: StaffUser, action: str) -> None:
+    """An admin may not lock themselves out: no disabling one's own account."""
+    if actor_id == user.id:
+        raise Conflict("user", f"you cannot {action} your own account")
+
+
+# -- two-factor codes (TOTP, RFC 6238) -------------------------------------------------------
+
+
+def new_totp_secret() -> str:
+    return pyotp.random_base32()
+
+
+def totp_uri(secret: str, *, email: str) -> str:
+    """The otpauth:// address an authenticator app reads from the QR code."""
+    return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=ISSUER)
+
+
+def _matching_step(secret: str, code: str, now: datetime) -> int | None:
+    """The time step whose code `code` is, allowing one step of clock drift either way."""
+    code = code.strip().replace(" ", "")
+    if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret)
+    step = totp.timecode(now)
+    for candidate in (step, step - 1, step + 1):
+        if hmac.compare_digest(totp.generate_otp(candidate), code):
+            return candidate
+    return None
+
+
+def verify_totp(user: StaffUser, code: str, *, now: datetime) -> bool:
+    """Whether `code` is the user's current code and was not used before (then it is used)."""
+    if not user.totp_secret:
+        return False
+    step = _matching_step(user.totp_secret, code, now)
+    if step is None or (user.totp_last_step is not None and step <= user.totp_last_step):
+        return False
+    user.totp_last_step = step
+    return True
+
+
+def enable_totp(user: StaffUser, *, secret: str, code: str, now: datetime) -> None:
+    """Turn on two-factor sign-in once a code from the new secret proves the app has it."""
+    step = _matching_step(secret, code, now)
+    if step is None:
+        raise InvalidInput.one("code", "is not the code the app shows now")
+    user.totp_secret = secret
+    user.totp_last_step = step
+
+
+def disable_totp(user: StaffUser) -> None:
+    user.totp_secret = None
+    user.totp_last_step = None

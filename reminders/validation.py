@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -54,6 +55,39 @@ class InvalidInput(ValueError):
     @classmethod
     def one(cls, field: str, reason: str) -> InvalidInput:
         return cls([FieldError(field, reason)])
+
+
+# Unicode's "control" (Cc: NUL, CR, ESC, DEL...) and "format" (Cf: bidi overrides such as
+# U+202E, zero-width characters such as U+200B) categories. Neither has a place in a name, an
+# address or a label: a control character breaks logs, CSV and PostgreSQL (which refuses NUL);
+# a format character makes one name look like another on screen.
+_REFUSED_CATEGORIES = {"Cc": "a control character", "Cf": "an invisible formatting character"}
+
+
+def check_text(value: str) -> str:
+    """`value` unchanged; ValueError naming the first control or formatting character in it."""
+    for char in value:
+        kind = _REFUSED_CATEGORIES.get(unicodedata.category(char))
+        if kind is not None:
+            raise ValueError(f"contains {kind} (U+{ord(char):04X})")
+    return value
+
+
+def strip_refused(value: str) -> str:
+    """`value` without the characters check_text refuses: for searches, which store nothing."""
+    return "".join(char for char in value if unicodedata.category(char) not in _REFUSED_CATEGORIES)
+
+
+def text_errors(values: Mapping[str, Any]) -> list[FieldError]:
+    """One FieldError for each text value in `values` that check_text refuses."""
+    errors = []
+    for name, value in values.items():
+        if isinstance(value, str):
+            try:
+                check_text(value)
+            except ValueError as exc:
+                errors.append(FieldError(name, str(exc)))
+    return errors
 
 
 @dataclass(frozen=True)
@@ -190,6 +224,10 @@ def validate_enrollment(raw: Mapping[str, Any], *, region: str, now: datetime) -
     unknown = sorted(set(raw) - set(ENROLL_FIELDS))
     for name in unknown:
         errors.append(FieldError(name, "unknown field"))
+    # Checked first and on its own: a field with a control character says only that.
+    refused = text_errors({name: raw.get(name) for name in ENROLL_FIELDS})
+    if refused:
+        raise InvalidInput(errors + refused)
     for name in REQUIRED_FIELDS:
         if _blank(raw.get(name)):
             errors.append(FieldError(name, "required"))

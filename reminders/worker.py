@@ -26,6 +26,7 @@ from reminders.logs import bind_worker
 from reminders.models import Message, WorkerHeartbeat
 from reminders.notices import send_reply_notices
 from reminders.recovery import reap
+from reminders.retention import apply_retention
 from reminders.runtime import Runtime
 from reminders.services import apply_unapplied_texts, plan_all
 
@@ -70,9 +71,13 @@ def _crash_hook() -> Callable[[Message], None] | None:
 
 
 def plan_pass(runtime: Runtime, now: datetime) -> int:
-    """Materialize the coming messages of every active course (idempotent)."""
+    """Materialize the coming messages of every active course (idempotent), then erase the
+    patients whose clinic's retention period ran out."""
     with session_scope(runtime.engine) as session:
-        return plan_all(session, ctx=runtime.context(now))
+        planned = plan_all(session, ctx=runtime.context(now))
+    with session_scope(runtime.engine) as session:
+        apply_retention(session, now=now)
+    return planned
 
 
 def send_due(runtime: Runtime, dispatcher: Dispatcher | None = None) -> TickReport:

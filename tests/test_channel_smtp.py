@@ -105,6 +105,19 @@ def test_unsubscribe_url_adds_one_click_list_unsubscribe_headers(
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
+def test_a_long_list_unsubscribe_link_arrives_literally_on_one_line(
+    smtp: SmtpServer, channel: SmtpEmail
+) -> None:
+    # A real link: a signed token makes it far longer than the 78 columns headers fold at.
+    url = "https://reminders.example.org/unsubscribe/" + "Ab3-_x" * 30
+    channel.send(email(unsubscribe_url=url))
+
+    raw = smtp.received[0].raw
+    assert f"List-Unsubscribe: <{url}>\r\n".encode() in raw
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n" in raw
+    assert b"=?utf-8?" not in raw.split(b"\r\n\r\n")[0].lower()
+
+
 def test_no_unsubscribe_headers_without_a_url(smtp: SmtpServer, channel: SmtpEmail) -> None:
     channel.send(email())
 

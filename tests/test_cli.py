@@ -92,6 +92,17 @@ def test_every_command_has_help(cli) -> None:
         ["course", "pause"],
         ["course", "end"],
         ["course", "record-test"],
+        ["clinic", "key", "add"],
+        ["clinic", "key", "list"],
+        ["clinic", "key", "revoke"],
+        ["clinic", "retention"],
+        ["staff", "add"],
+        ["staff", "disable"],
+        ["staff", "enable"],
+        ["staff", "reset-password"],
+        ["staff", "list"],
+        ["patient", "erase"],
+        ["audit"],
     ):
         assert "Usage" in cli(*command, "--help").stdout
 

@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from reminders.cli import app
+from reminders.clock import utcnow
 from reminders.config import get_settings
 from reminders.db import session_scope
 from reminders.dispatch import Dispatcher
@@ -63,13 +64,13 @@ def test_recording_the_last_dose_plans_the_after_care_from_that_date(any_runtime
 def api_course(rt: Runtime, when: datetime, course_id: int) -> dict:
     from reminders.app import create_app
     from reminders.models import Clinic
-    from reminders.services.clinics import new_api_key
+    from reminders.services.keys import create_api_key
 
-    key, key_hash = new_api_key()
     with session_scope(rt.engine) as session:
         clinic = session.exec(select(Clinic)).one()
-        clinic.api_key_hash = key_hash
-        session.add(clinic)
+        _row, key = create_api_key(
+            session, clinic_id=clinic.id, name="test", admin=False, now=utcnow()
+        )
     with freeze_time(when), TestClient(create_app(rt)) as client:
         found = client.get("/v1/patients", headers={"Authorization": f"Bearer {key}"})
     assert found.status_code == 200, found.text

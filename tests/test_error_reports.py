@@ -198,6 +198,7 @@ def test_the_web_and_worker_commands_report_to_sentry_dsn(
     monkeypatch.setattr("uvicorn.run", serve)
     monkeypatch.setattr("reminders.worker.run", serve)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'reports.db'}")
+    monkeypatch.setenv("SECRET_KEY", "error-reports-secret-for-tests")
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     with SentryServer() as server:

@@ -35,3 +35,43 @@ def test_upgrade_twice_is_harmless_and_ends_at_the_head(sqlite_url: str) -> None
             assert MigrationContext.configure(connection).get_current_revision() == head
     finally:
         engine.dispose()
+
+
+def test_the_clinics_key_and_its_staff_survive_the_staff_access_migration(
+    database_url: str,
+) -> None:
+    from sqlalchemy import text
+
+    from alembic import command
+    from reminders.services import hash_api_key
+
+    config = alembic_config(database_url)
+    command.upgrade(config, "0001")
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO clinic (id, name, help_contact, region, timezone, quiet_start,"
+                    " quiet_end, send_time, ipledge_enabled, api_key_hash, created_at) VALUES"
+                    " (1, 'Riverside', '', 'US', 'America/New_York', '21:00:00', '08:00:00',"
+                    " '10:00:00', true, :hash, '2026-03-16 18:00:00')"
+                ),
+                {"hash": hash_api_key("rk_old-key")},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO staffuser (clinic_id, email, password_hash, created_at)"
+                    " VALUES (1, 'sam@riverside.example', 'scrypt$x', '2026-03-16 18:00:00')"
+                )
+            )
+        upgrade(database_url)
+        with engine.connect() as connection:
+            keys = connection.execute(
+                text("SELECT clinic_id, name, key_hash, admin, revoked_at FROM apikey")
+            ).all()
+            roles = connection.execute(text("SELECT role FROM staffuser")).scalars().all()
+    finally:
+        engine.dispose()
+    assert [tuple(row) for row in keys] == [(1, "default", hash_api_key("rk_old-key"), True, None)]
+    assert roles == ["admin"]

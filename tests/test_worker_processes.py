@@ -43,6 +43,7 @@ def worker_env(database_url: str, twilio: TwilioServer, log: Path, **extra: str)
         TWILIO_AUTH_TOKEN=twilio.auth_token,
         TWILIO_FROM_NUMBER="+12125550000",
         TWILIO_BASE_URL=twilio.url,
+        SECRET_KEY="worker-process-secret-for-tests",
         TWILIO_MPS="2000",
         DISPATCH_INTERVAL="0.2",
         PLAN_INTERVAL="3600",

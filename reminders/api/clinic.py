@@ -12,9 +12,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from sqlmodel import Session
 
-from reminders.api.errors import CONFLICT_RESPONSE, ERROR_RESPONSES
+from reminders.api.errors import ADMIN_RESPONSE, CONFLICT_RESPONSE, ERROR_RESPONSES
 from reminders.api.imports import IMPORT_BODY, IMPORT_RESPONSES, read_upload
 from reminders.api.schemas import (
+    AuditOut,
+    AuditPage,
     ClinicChange,
     ClinicOut,
     ConsentList,
@@ -33,9 +35,19 @@ from reminders.api.schemas import (
     PatientOut,
     PatientPage,
 )
-from reminders.deps import ClinicDep, ContextDep, NowDep, RuntimeDep, SessionDep
+from reminders.audit import record, trail
+from reminders.deps import (
+    AdminDep,
+    Caller,
+    CallerDep,
+    ClinicDep,
+    ContextDep,
+    NowDep,
+    RuntimeDep,
+    SessionDep,
+)
 from reminders.importer import import_file
-from reminders.models import Clinic, Course, CourseStatus, MessageStatus
+from reminders.models import Course, CourseStatus, MessageStatus
 from reminders.services import (
     Context,
     change_course,
@@ -43,6 +55,8 @@ from reminders.services import (
     current_course,
     end_course,
     enroll,
+    erase_patient,
+    get_clinic,
     get_course,
     get_patient,
     list_patients,
@@ -71,29 +85,62 @@ def read_clinic(clinic: ClinicDep) -> ClinicOut:
     return ClinicOut.model_validate(clinic)
 
 
-@router.patch("/clinic", tags=["clinic"])
-def change_clinic(body: ClinicChange, clinic: ClinicDep, session: SessionDep) -> ClinicOut:
-    """Change the help phone, or the address told of new replies (null stops the notices)."""
+@router.patch("/clinic", tags=["clinic"], responses=ADMIN_RESPONSE)
+def change_clinic(
+    body: ClinicChange, caller: AdminDep, session: SessionDep, now: NowDep
+) -> ClinicOut:
+    """Change the help phone, or the address told of new replies (null stops the notices);
+    an admin key only."""
     changes = body.model_dump(mode="json", exclude_unset=True)
     if not changes:
         raise InvalidInput.one("body", "give help_contact or notify_email")
+    clinic = get_clinic(session, caller.clinic.id)  # type: ignore[arg-type]
     update_clinic(session, clinic=clinic, changes=changes)
+    _audit(session, caller, "clinic.update", now, detail=", ".join(sorted(changes)))
     return ClinicOut.model_validate(clinic)
+
+
+def _audit(
+    session: Session,
+    caller: Caller,
+    action: str,
+    now: object,
+    *,
+    patient_id: int | None = None,
+    detail: str = "",
+) -> None:
+    record(
+        session,
+        clinic_id=caller.clinic.id,  # type: ignore[arg-type]
+        actor=caller.actor,
+        action=action,
+        now=now,  # type: ignore[arg-type]
+        patient_id=patient_id,
+        detail=detail,
+    )
 
 
 @router.post("/patients", status_code=201, tags=["patients"])
 def create_patient(
-    body: EnrollIn, clinic: ClinicDep, session: SessionDep, ctx: ContextDep
+    body: EnrollIn, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> PatientOut:
     """Enroll a patient with a course; the first messages are planned at once."""
     raw = body.model_dump(mode="json")
-    patient, course = enroll(session, clinic=clinic, raw=raw, source=SOURCE, ctx=ctx)
+    patient, course = enroll(session, clinic=caller.clinic, raw=raw, source=SOURCE, ctx=ctx)
+    _audit(
+        session,
+        caller,
+        "patient.enroll",
+        ctx.now,
+        patient_id=patient.id,
+        detail=f"course {course.id}",
+    )
     return PatientOut.of(patient, course, now=ctx.now)
 
 
 @router.get("/patients", tags=["patients"])
 def read_patients(
-    clinic: ClinicDep,
+    caller: CallerDep,
     session: SessionDep,
     now: NowDep,
     status: Annotated[CourseStatus | None, Query(description="Course status")] = None,
@@ -103,20 +150,22 @@ def read_patients(
     """The clinic's patients with their latest course, oldest enrolment first."""
     rows, total = list_patients(
         session,
-        clinic_id=clinic.id,
+        clinic_id=caller.clinic.id,
         status=status.value if status else None,
         limit=limit,
         offset=offset,
     )
     items = [PatientOut.of(patient, course, now=now) for patient, course in rows]
+    _audit(session, caller, "patient.list", now, detail=f"{len(items)} of {total}, from {offset}")
     return PatientPage(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/patients/{patient_id}", tags=["patients"])
 def read_patient(
-    patient_id: PatientId, clinic: ClinicDep, session: SessionDep, now: NowDep
+    patient_id: PatientId, caller: CallerDep, session: SessionDep, now: NowDep
 ) -> PatientOut:
-    patient = get_patient(session, patient_id=patient_id, clinic_id=clinic.id)
+    patient = get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
+    _audit(session, caller, "patient.read", now, patient_id=patient_id)
     return PatientOut.of(patient, current_course(session, patient_id=patient_id), now=now)
 
 
@@ -124,28 +173,54 @@ def read_patient(
 def change_patient(
     patient_id: PatientId,
     body: PatientChange,
-    clinic: ClinicDep,
+    caller: CallerDep,
     session: SessionDep,
     ctx: ContextDep,
 ) -> PatientOut:
     """Change contact, channel, time zone or locale; pending messages are planned again."""
-    patient = get_patient(session, patient_id=patient_id, clinic_id=clinic.id)
+    patient = get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
     changes = body.model_dump(mode="json", exclude_unset=True)
     if not changes:
         raise InvalidInput.one("body", "give at least one field to change")
     update_patient(session, patient=patient, changes=changes, source=SOURCE, ctx=ctx)
+    # The names of the fields changed, never their values.
+    _audit(
+        session,
+        caller,
+        "patient.update",
+        ctx.now,
+        patient_id=patient_id,
+        detail=", ".join(sorted(changes)),
+    )
     return PatientOut.of(patient, current_course(session, patient_id=patient_id), now=ctx.now)
+
+
+@router.delete(
+    "/patients/{patient_id}",
+    tags=["patients"],
+    responses={**ADMIN_RESPONSE, **CONFLICT_RESPONSE},
+)
+def erase(patient_id: PatientId, caller: AdminDep, session: SessionDep, now: NowDep) -> PatientOut:
+    """Erase a patient (an admin key only): name, contacts, planned texts and replies give way
+    to a marker; the consent ledger's dated events and the message counts stay. Refused
+    (409) while a course is running."""
+    patient = get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
+    erase_patient(session, patient=patient, now=now)
+    _audit(session, caller, "patient.erase", now, patient_id=patient_id)
+    return PatientOut.of(patient, current_course(session, patient_id=patient_id), now=now)
 
 
 @router.get("/patients/{patient_id}/messages", tags=["patients"])
 def read_messages(
     patient_id: PatientId,
-    clinic: ClinicDep,
+    caller: CallerDep,
     session: SessionDep,
+    now: NowDep,
     status: Annotated[MessageStatusName | None, Query(description="Only this status")] = None,
 ) -> MessageList:
     """What the patient was sent and what is planned: time, topics, channel, status, error."""
-    get_patient(session, patient_id=patient_id, clinic_id=clinic.id)
+    get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
+    _audit(session, caller, "patient.messages", now, patient_id=patient_id)
     stored = None
     if status is not None:
         stored = MessageStatus.pending.value if status == "planned" else status
@@ -154,9 +229,12 @@ def read_messages(
 
 
 @router.get("/patients/{patient_id}/consent", tags=["patients"])
-def read_consent(patient_id: PatientId, clinic: ClinicDep, session: SessionDep) -> ConsentList:
+def read_consent(
+    patient_id: PatientId, caller: CallerDep, session: SessionDep, now: NowDep
+) -> ConsentList:
     """Every opt-in and opt-out of the patient, with its source, oldest first."""
-    patient = get_patient(session, patient_id=patient_id, clinic_id=clinic.id)
+    patient = get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
+    _audit(session, caller, "patient.consent", now, patient_id=patient_id)
     events = consent_history(session, patient_id=patient_id)
     return ConsentList(
         items=[ConsentOut.model_validate(event) for event in events],
@@ -167,53 +245,65 @@ def read_consent(patient_id: PatientId, clinic: ClinicDep, session: SessionDep) 
 
 def _act(
     session: Session,
-    clinic: Clinic,
+    caller: Caller,
     course_id: int,
     ctx: Context,
     action: Callable[..., Any],
+    name: str,
     **kwargs: Any,
 ) -> CourseOut:
-    course: Course = get_course(session, course_id=course_id, clinic_id=clinic.id)
+    course: Course = get_course(session, course_id=course_id, clinic_id=caller.clinic.id)
     action(session, course=course, ctx=ctx, **kwargs)
-    patient = get_patient(session, patient_id=course.patient_id, clinic_id=clinic.id)
+    _audit(
+        session, caller, name, ctx.now, patient_id=course.patient_id, detail=f"course {course_id}"
+    )
+    patient = get_patient(session, patient_id=course.patient_id, clinic_id=caller.clinic.id)
     return CourseOut.of(course, today=local_today(ctx.now, patient.timezone))
 
 
 @router.post("/courses/{course_id}/pause", tags=["courses"], responses=CONFLICT_RESPONSE)
 def pause(
-    course_id: CourseId, clinic: ClinicDep, session: SessionDep, ctx: ContextDep
+    course_id: CourseId, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> CourseOut:
     """Pause an active course: pending messages are cancelled until it resumes."""
-    return _act(session, clinic, course_id, ctx, pause_course)
+    return _act(session, caller, course_id, ctx, pause_course, "course.pause")
 
 
 @router.post("/courses/{course_id}/resume", tags=["courses"], responses=CONFLICT_RESPONSE)
 def resume(
-    course_id: CourseId, clinic: ClinicDep, session: SessionDep, ctx: ContextDep
+    course_id: CourseId, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> CourseOut:
     """Resume a paused course from now; what fell due during the pause is not sent late."""
-    return _act(session, clinic, course_id, ctx, resume_course)
+    return _act(session, caller, course_id, ctx, resume_course, "course.resume")
 
 
 @router.post("/courses/{course_id}/stop", tags=["courses"], responses=CONFLICT_RESPONSE)
-def stop(course_id: CourseId, clinic: ClinicDep, session: SessionDep, ctx: ContextDep) -> CourseOut:
+def stop(course_id: CourseId, caller: CallerDep, session: SessionDep, ctx: ContextDep) -> CourseOut:
     """Stop a course for good: every pending message is cancelled."""
-    return _act(session, clinic, course_id, ctx, stop_course)
+    return _act(session, caller, course_id, ctx, stop_course, "course.stop")
 
 
 @router.post("/courses/{course_id}/end", tags=["courses"], responses=CONFLICT_RESPONSE)
 def end(
-    course_id: CourseId, body: CourseEnd, clinic: ClinicDep, session: SessionDep, ctx: ContextDep
+    course_id: CourseId, body: CourseEnd, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> CourseOut:
     """Record the last dose; the after-course messages are planned from it."""
-    return _act(session, clinic, course_id, ctx, end_course, last_dose_date=body.last_dose_date)
+    return _act(
+        session,
+        caller,
+        course_id,
+        ctx,
+        end_course,
+        "course.end",
+        last_dose_date=body.last_dose_date,
+    )
 
 
 @router.patch("/courses/{course_id}", tags=["courses"], responses=CONFLICT_RESPONSE)
 def change(
     course_id: CourseId,
     body: CourseChange,
-    clinic: ClinicDep,
+    caller: CallerDep,
     session: SessionDep,
     ctx: ContextDep,
 ) -> CourseOut:
@@ -221,17 +311,32 @@ def change(
     if body.start_date is None and body.weeks is None:
         raise InvalidInput.one("start_date", "give start_date or weeks")
     return _act(
-        session, clinic, course_id, ctx, change_course, start_date=body.start_date, weeks=body.weeks
+        session,
+        caller,
+        course_id,
+        ctx,
+        change_course,
+        "course.change",
+        start_date=body.start_date,
+        weeks=body.weeks,
     )
 
 
 @router.post("/courses/{course_id}/events", status_code=201, tags=["courses"])
 def add_event(
-    course_id: CourseId, body: EventIn, clinic: ClinicDep, session: SessionDep, ctx: ContextDep
+    course_id: CourseId, body: EventIn, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> EventOut:
     """Record a course event: a pregnancy test on its date starts the iPLEDGE countdown."""
-    course = get_course(session, course_id=course_id, clinic_id=clinic.id)
+    course = get_course(session, course_id=course_id, clinic_id=caller.clinic.id)
     event = record_event(session, course=course, type=body.type, on=body.date, ctx=ctx)
+    _audit(
+        session,
+        caller,
+        "course.event",
+        ctx.now,
+        patient_id=course.patient_id,
+        detail=f"course {course_id}: {body.type}",
+    )
     return EventOut.model_validate(event)
 
 
@@ -243,7 +348,7 @@ def add_event(
     responses=IMPORT_RESPONSES,
 )
 def create_import(
-    clinic: ClinicDep,  # first: the key is checked before the upload is read
+    caller: CallerDep,  # first: the key is checked before the upload is read
     data: Annotated[bytes, Depends(read_upload)],
     rt: RuntimeDep,
     ctx: ContextDep,
@@ -256,15 +361,43 @@ def create_import(
     By default the file is all-or-nothing: one invalid row refuses the whole file with a
     report naming each row and field, and nothing is written. With `partial=true` the valid
     rows are enrolled and the invalid ones reported, like `reminders import`. The file is
-    checked whole before anything is written, then written in short transactions, so other
-    requests never wait on a large import.
+    checked whole before anything is written, then written in short transactions (with the
+    audit trail's entries), so other requests never wait on a large import.
     """
     report = import_file(
         rt.engine,
-        clinic_id=clinic.id,  # type: ignore[arg-type]
+        clinic_id=caller.clinic.id,  # type: ignore[arg-type]
         data=data,
         source="import",
         ctx=ctx,
         partial=partial,
+        actor=caller.actor,
     )
     return ImportReportOut.of(report)
+
+
+@router.get("/audit", tags=["audit"], responses=ADMIN_RESPONSE)
+def read_audit(
+    caller: AdminDep,
+    session: SessionDep,
+    patient_id: Annotated[
+        int | None, Query(ge=1, le=2**31 - 1, description="Only this patient's entries")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> AuditPage:
+    """The clinic's audit trail, newest first (an admin key only): who saw or changed which
+    patient, when and from where."""
+    events, total = trail(
+        session,
+        clinic_id=caller.clinic.id,  # type: ignore[arg-type]
+        patient_id=patient_id,
+        limit=limit,
+        offset=offset,
+    )
+    return AuditPage(
+        items=[AuditOut.model_validate(event) for event in events],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )

@@ -28,6 +28,9 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 VALIDATION_RESPONSE: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "Invalid input; each field is named"},
 }
+ADMIN_RESPONSE: dict[int | str, dict[str, Any]] = {
+    403: {"model": ErrorBody, "description": "The key is not one of the clinic's admin keys"},
+}
 CONFLICT_RESPONSE: dict[int | str, dict[str, Any]] = {
     409: {"model": ErrorBody, "description": "The course's state does not allow it"},
 }
@@ -78,7 +81,7 @@ def _validation_items(errors: Sequence[Any]) -> list[ErrorItem]:
             items.append(ErrorItem(field="body", reason="not valid JSON"))
             continue
         reason = {"extra_forbidden": "unknown field", "missing": "required"}.get(
-            kind, error.get("msg", "invalid")
+            kind, str(error.get("msg", "invalid")).removeprefix("Value error, ")
         )
         items.append(ErrorItem(field=".".join(where) or (loc[0] if loc else "body"), reason=reason))
     return items

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import math
 from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy import func, select, text
 from sqlmodel import Session, col
 
+from reminders import counters
 from reminders.db import read_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import Message, MessageStatus, WorkerHeartbeat
@@ -99,17 +101,48 @@ def exposition(session: Session, *, now: datetime) -> str:
         "# HELP reminders_workers_alive Workers seen in the last minute.",
         "# TYPE reminders_workers_alive gauge",
         f"reminders_workers_alive {alive}",
+        # Of this web process since it started (Prometheus handles the restarts of counters).
+        "# HELP reminders_sign_in_failures_total Staff sign-ins refused for a wrong password "
+        "or code.",
+        "# TYPE reminders_sign_in_failures_total counter",
+        f"reminders_sign_in_failures_total {counters.value(counters.SIGN_IN_FAILURES)}",
+        "# HELP reminders_sign_in_lockouts_total Staff sign-ins refused by a lockout.",
+        "# TYPE reminders_sign_in_lockouts_total counter",
+        f"reminders_sign_in_lockouts_total {counters.value(counters.SIGN_IN_LOCKOUTS)}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _check_metrics_token(request: Request, rt: RuntimeDep) -> None:
+    """404 when METRICS_TOKEN is unset (no metrics here); 401 without that bearer token."""
+    expected = rt.settings.metrics_token
+    if expected is None or not expected.get_secret_value():
+        raise HTTPException(status_code=404, detail="Not Found")
+    scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+    if not (
+        scheme.lower() == "bearer"
+        and hmac.compare_digest(sent.strip().encode(), expected.get_secret_value().encode())
+    ):
+        raise HTTPException(
+            status_code=401,
+            detail="Authorization: send `Authorization: Bearer <METRICS_TOKEN>`",
+            headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+        )
 
 
 @router.get(
     "/metrics",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        401: {"description": "Without `Authorization: Bearer <METRICS_TOKEN>`"},
+        404: {"description": "METRICS_TOKEN is not set: no metrics are served"},
+    },
 )
-def metrics(rt: RuntimeDep, now: NowDep) -> PlainTextResponse:
-    """Prometheus metrics: messages by status/channel/topic, backlog, last tick age."""
+def metrics(request: Request, rt: RuntimeDep, now: NowDep) -> PlainTextResponse:
+    """Prometheus metrics (with `Authorization: Bearer <METRICS_TOKEN>`): messages by status,
+    channel and topic, backlog, last tick age, sign-in failures and lockouts."""
+    _check_metrics_token(request, rt)
     with read_scope(rt.engine) as session:
         body = exposition(session, now=now)
     return PlainTextResponse(body, media_type=PROMETHEUS_TEXT)

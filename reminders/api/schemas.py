@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from reminders.importer import ImportReport
 from reminders.models import (
@@ -26,16 +26,18 @@ from reminders.models import (
 from reminders.render import LOCALES
 from reminders.services.courses import end_to_confirm
 from reminders.timing import local_today
+from reminders.validation import check_text
 
-# No control characters: they have no place in a name or an address, and PostgreSQL refuses NUL.
-_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
-
-Name = Annotated[str, Field(min_length=1, max_length=80, pattern=_PRINTABLE)]
-Phone = Annotated[str, Field(max_length=32, pattern=_PRINTABLE, examples=["+12125550101"])]
-Email = Annotated[str, Field(max_length=254, pattern=_PRINTABLE, examples=["ana@example.com"])]
-Zone = Annotated[str, Field(max_length=64, pattern=_PRINTABLE, examples=["America/New_York"])]
-Locale = Annotated[str, Field(json_schema_extra={"enum": list(LOCALES)})]
-Weeks = Annotated[int, Field(ge=1, le=104)]
+# The one rule of every path (reminders.validation.check_text): no control or invisible
+# formatting characters in any text.
+Text = Annotated[str, AfterValidator(check_text)]
+Name = Annotated[Text, Field(min_length=1, max_length=80)]
+Phone = Annotated[Text, Field(max_length=32, examples=["+12125550101"])]
+Email = Annotated[Text, Field(max_length=254, examples=["ana@example.com"])]
+Zone = Annotated[Text, Field(max_length=64, examples=["America/New_York"])]
+Locale = Annotated[Text, Field(json_schema_extra={"enum": list(LOCALES)})]
+# Strict: JSON's true is not a number of weeks, nor "20" a number.
+Weeks = Annotated[int, Field(ge=1, le=104, strict=True)]
 # The outbox status as shown to staff: a pending row is "planned".
 MessageStatusName = Literal[
     "planned",
@@ -84,7 +86,7 @@ class EnrollIn(Strict):
     start_date: date
     weeks: Weeks = 20
     locale: Locale = "en"
-    ipledge: bool = False
+    ipledge: StrictBool = False
 
 
 class PatientChange(Strict):
@@ -139,9 +141,9 @@ class ClinicChange(Strict):
         json_schema_extra={"examples": [{"notify_email": "front-desk@riverside.example"}]},
     )
 
-    help_contact: Annotated[
-        str, Field(max_length=32, pattern=_PRINTABLE, examples=["(212) 555-0100"])
-    ] = Field(default="", description="The phone patients call about anything urgent")
+    help_contact: Annotated[Text, Field(max_length=32, examples=["(212) 555-0100"])] = Field(
+        default="", description="The phone patients call about anything urgent"
+    )
     notify_email: Email | None = None
 
 
@@ -322,3 +324,25 @@ class ImportReportOut(BaseModel):
             enrolled=[ImportedRow(**entry) for entry in report.enrolled],
             errors=[ErrorItem(row=e.row, field=e.field, reason=e.reason) for e in report.errors],
         )
+
+
+class AuditOut(Out):
+    """One entry of the audit trail: never a message text or a full contact."""
+
+    id: int
+    at: datetime
+    actor_kind: Literal["user", "key", "cli", "system"]
+    actor: str = Field(description="A staff email, an API key's name or an OS user")
+    action: str = Field(examples=["patient.read", "course.pause", "key.revoke"])
+    patient_id: int | None
+    address: str = Field(description="The client's address")
+    detail: str
+
+
+class AuditPage(BaseModel):
+    """A page of the clinic's audit trail, newest first."""
+
+    items: list[AuditOut]
+    total: int
+    limit: int
+    offset: int

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import logging
 
-from reminders.cli import clinics, courses, operations, patients, replies  # noqa: F401  (registers)
+from reminders.cli import (  # noqa: F401  (registers the commands)
+    clinics,
+    courses,
+    operations,
+    patients,
+    replies,
+    staff,
+)
 from reminders.cli.base import app
 
 

@@ -28,8 +28,12 @@ clinic_app = typer.Typer(help="Clinics and their API keys.", no_args_is_help=Tru
 course_app = typer.Typer(
     help="Change a course: pause, resume, stop, end, move.", no_args_is_help=True
 )
+key_app = typer.Typer(help="A clinic's API keys, one per integration.", no_args_is_help=True)
+clinic_app.add_typer(key_app, name="key")
+patient_app = typer.Typer(help="A patient's record: erasure.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(clinic_app, name="clinic")
+app.add_typer(patient_app, name="patient")
 app.add_typer(course_app, name="course")
 staff_app = typer.Typer(help="Staff users who sign in to the clinic pages.", no_args_is_help=True)
 app.add_typer(staff_app, name="staff")

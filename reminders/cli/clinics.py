@@ -1,4 +1,4 @@
-"""`reminders clinic ...` and `reminders staff ...`: clinics, their keys, their staff."""
+"""`reminders clinic ...`: clinics, their API keys and their retention setting."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
+from reminders.audit import Actor, record
 from reminders.cli.base import (
     Format,
     FormatOption,
@@ -13,12 +14,12 @@ from reminders.cli.base import (
     clinic_app,
     emit,
     fail,
+    key_app,
     runtime,
-    staff_app,
 )
-from reminders.clock import utcnow
+from reminders.clock import as_utc, utcnow
 from reminders.db import session_scope
-from reminders.models import Clinic
+from reminders.models import ApiKey, Clinic
 
 HelpContact = Annotated[
     str,
@@ -143,34 +144,144 @@ def clinic_update(
 def clinic_rotate_key(
     clinic_id: Annotated[int, typer.Argument(help="Clinic id.")], fmt: FormatOption = Format.text
 ) -> None:
-    """Issue a new API key for a clinic; the old one stops working at once."""
-    from reminders.services import rotate_api_key
+    """Replace the clinic's default API key; it stops working at once, other keys do not."""
+    from reminders.services import get_clinic, rotate_api_key
 
     rt = runtime()
+    now = utcnow()
     with clear_errors(), session_scope(rt.engine) as session:
-        key = rotate_api_key(session, clinic_id=clinic_id)
+        get_clinic(session, clinic_id)
+        key = rotate_api_key(session, clinic_id=clinic_id, now=now)
+        record(
+            session,
+            clinic_id=clinic_id,
+            actor=Actor.command_line(),
+            action="key.rotate",
+            now=now,
+            detail="default",
+        )
     emit(fmt, {"id": clinic_id, "api_key": key}, lambda: f"new API key (shown once): {key}")
 
 
-@staff_app.command("add")
-def staff_add(
-    clinic: Annotated[int, typer.Option(help="Clinic id.")],
-    email: Annotated[str, typer.Option(help="The staff member's email; they sign in with it.")],
-    password: Annotated[
-        str,
-        typer.Option(
-            prompt=True,
-            hide_input=True,
-            confirmation_prompt=True,
-            help="At least 12 characters; asked for (twice, not shown) when not given.",
-        ),
+@clinic_app.command("retention")
+def clinic_retention(
+    clinic_id: Annotated[int, typer.Argument(help="Clinic id.")],
+    days: Annotated[
+        int,
+        typer.Option(help="Erase patients this many days after their courses ended; 0: never."),
     ],
 ) -> None:
-    """Add a staff user to a clinic, who can then sign in at /clinic."""
-    from reminders.staff import create_staff
+    """Set how long a clinic keeps a patient's record after their last course ended."""
+    from reminders.services import get_clinic
+    from reminders.validation import InvalidInput
+
+    rt = runtime()
+    now = utcnow()
+    with clear_errors(), session_scope(rt.engine) as session:
+        if not 0 <= days <= 36_500:
+            raise InvalidInput.one("days", "must be 0 (never) to 36500")
+        clinic = get_clinic(session, clinic_id)
+        clinic.retention_days = days or None
+        session.add(clinic)
+        record(
+            session,
+            clinic_id=clinic_id,
+            actor=Actor.command_line(),
+            action="clinic.retention",
+            now=now,
+            detail=f"{days} days" if days else "kept",
+        )
+    said = f"after {days} days" if days else "never"
+    typer.echo(f"clinic {clinic_id}: finished patients are erased {said}")
+
+
+def _key_data(key: ApiKey) -> dict[str, object]:
+    def when(value: object) -> str | None:
+        return as_utc(value).isoformat() if value is not None else None  # type: ignore[arg-type]
+
+    return {
+        "id": key.id,
+        "name": key.name,
+        "admin": key.admin,
+        "created_at": when(key.created_at),
+        "last_used_at": when(key.last_used_at),
+        "revoked_at": when(key.revoked_at),
+    }
+
+
+@key_app.command("add")
+def key_add(
+    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    name: Annotated[str, typer.Option(help="The integration the key is for, e.g. ehr-sync.")],
+    admin: Annotated[
+        bool, typer.Option("--admin", help="May also erase patients and read the audit trail.")
+    ] = False,
+    fmt: FormatOption = Format.text,
+) -> None:
+    """Create a named API key for one integration; printed once, stored only as a hash."""
+    from reminders.services import create_api_key, get_clinic
+
+    rt = runtime()
+    now = utcnow()
+    with clear_errors(), session_scope(rt.engine) as session:
+        get_clinic(session, clinic)
+        row, key = create_api_key(session, clinic_id=clinic, name=name, admin=admin, now=now)
+        record(
+            session,
+            clinic_id=clinic,
+            actor=Actor.command_line(),
+            action="key.create",
+            now=now,
+            detail=row.name,
+        )
+        data = {**_key_data(row), "api_key": key}
+    emit(
+        fmt, data, lambda: f"key {data['id']} ({data['name']}) created\nAPI key (shown once): {key}"
+    )
+
+
+@key_app.command("list")
+def key_list(
+    clinic: Annotated[int, typer.Option(help="Clinic id.")], fmt: FormatOption = Format.text
+) -> None:
+    """The clinic's keys: name, rights, when created, last used and revoked (never the key)."""
+    from reminders.services import get_clinic, list_api_keys
 
     rt = runtime()
     with clear_errors(), session_scope(rt.engine) as session:
-        user = create_staff(session, clinic_id=clinic, email=email, password=password, now=utcnow())
-        user_id = user.id
-    typer.echo(f"staff user {user_id} added to clinic {clinic}")
+        get_clinic(session, clinic)
+        keys = [_key_data(key) for key in list_api_keys(session, clinic_id=clinic)]
+
+    def text() -> str:
+        lines = []
+        for key in keys:
+            state = f"revoked {key['revoked_at']}" if key["revoked_at"] else "active"
+            rights = "admin" if key["admin"] else "staff"
+            used = key["last_used_at"] or "never"
+            lines.append(f"{key['id']}  {key['name']}  {rights}  {state}  last used {used}")
+        return "\n".join(lines) or "no keys"
+
+    emit(fmt, keys, text)
+
+
+@key_app.command("revoke")
+def key_revoke(
+    key_id: Annotated[int, typer.Argument(help="Key id (from `reminders clinic key list`).")],
+    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+) -> None:
+    """Revoke one key: it answers 401 at once; the clinic's other keys keep working."""
+    from reminders.services import revoke_api_key
+
+    rt = runtime()
+    now = utcnow()
+    with clear_errors(), session_scope(rt.engine) as session:
+        key = revoke_api_key(session, clinic_id=clinic, key_id=key_id, now=now)
+        record(
+            session,
+            clinic_id=clinic,
+            actor=Actor.command_line(),
+            action="key.revoke",
+            now=now,
+            detail=key.name,
+        )
+    typer.echo(f"key {key_id} revoked")

@@ -7,18 +7,32 @@ from typing import Annotated, Any
 
 import typer
 
+from reminders.audit import Actor, record
 from reminders.cli.base import clear_errors, course_app, fail, runtime
 from reminders.clock import utcnow
 from reminders.db import session_scope
+from reminders.models import Patient
 
 
-def _course_action(course_id: int, action: Callable[..., Any], **kwargs: Any) -> None:
+def _course_action(course_id: int, action: Callable[..., Any], name: str, **kwargs: Any) -> None:
     from reminders.services import get_course
 
     rt = runtime()
+    now = utcnow()
     with clear_errors(), session_scope(rt.engine) as session:
         found = get_course(session, course_id=course_id)
-        action(session, course=found, ctx=rt.context(utcnow()), **kwargs)
+        action(session, course=found, ctx=rt.context(now), **kwargs)
+        patient = session.get(Patient, found.patient_id)
+        assert patient is not None  # a course always has its patient
+        record(
+            session,
+            clinic_id=patient.clinic_id,
+            actor=Actor.command_line(),
+            action=name,
+            now=now,
+            patient_id=patient.id,
+            detail=f"course {course_id}",
+        )
         typer.echo(f"course {course_id}: {found.status}")
 
 
@@ -27,7 +41,7 @@ def course_pause(course_id: int) -> None:
     """Pause a course: pending messages are cancelled until it resumes."""
     from reminders.services import pause_course
 
-    _course_action(course_id, pause_course)
+    _course_action(course_id, pause_course, "course.pause")
 
 
 @course_app.command("resume")
@@ -35,7 +49,7 @@ def course_resume(course_id: int) -> None:
     """Resume a paused course from today."""
     from reminders.services import resume_course
 
-    _course_action(course_id, resume_course)
+    _course_action(course_id, resume_course, "course.resume")
 
 
 @course_app.command("stop")
@@ -43,7 +57,7 @@ def course_stop(course_id: int) -> None:
     """Stop a course for good: pending messages are cancelled."""
     from reminders.services import stop_course
 
-    _course_action(course_id, stop_course)
+    _course_action(course_id, stop_course, "course.stop")
 
 
 @course_app.command("end")
@@ -51,7 +65,7 @@ def course_end(course_id: int, last_dose: Annotated[str, typer.Option(help="YYYY
     """Record the last dose; after-course messages are planned from it."""
     from reminders.services import end_course
 
-    _course_action(course_id, end_course, last_dose_date=last_dose)
+    _course_action(course_id, end_course, "course.end", last_dose_date=last_dose)
 
 
 @course_app.command("set-start")
@@ -65,7 +79,7 @@ def course_set_start(
 
     if start is None and weeks is None:
         fail("start: give --start or --weeks")
-    _course_action(course_id, change_course, start_date=start, weeks=weeks)
+    _course_action(course_id, change_course, "course.change", start_date=start, weeks=weeks)
 
 
 @course_app.command("record-test")
@@ -75,4 +89,4 @@ def course_record_test(
     """Record a pregnancy test: the iPLEDGE countdown starts from its date."""
     from reminders.services import record_event
 
-    _course_action(course_id, record_event, type="pregnancy_test", on=on)
+    _course_action(course_id, record_event, "course.event", type="pregnancy_test", on=on)

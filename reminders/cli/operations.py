@@ -8,7 +8,7 @@ import typer
 
 from reminders.cli.base import app, clear_errors, db_app, runtime
 from reminders.clock import utcnow
-from reminders.config import get_settings
+from reminders.config import get_settings, require_secret_key
 from reminders.db import read_scope
 from reminders.error_reports import init_error_reports
 from reminders.logs import setup_logging
@@ -45,6 +45,7 @@ def worker() -> None:
 
     rt = runtime()
     with clear_errors():
+        require_secret_key(rt.settings)
         build_transports(rt.settings)  # a missing provider setting stops the start, clearly
     init_error_reports(rt.settings, process="worker")
     run(rt)
@@ -84,6 +85,8 @@ def web(
     from reminders.app import create_app
 
     rt = runtime()
+    with clear_errors():
+        require_secret_key(rt.settings)
     init_error_reports(rt.settings, process="web")
     # log_config=None leaves logging as set up above, so uvicorn's lines are masked too.
     uvicorn.run(create_app(rt), host=host, port=port, log_config=None)

@@ -1,4 +1,5 @@
-"""Enrolling patients (one, or a spreadsheet of them) and previewing a course's timeline."""
+"""Enrolling patients (one, or a spreadsheet of them), previewing a course's timeline, erasing
+a patient, and reading the audit trail."""
 
 from __future__ import annotations
 
@@ -9,7 +10,17 @@ from typing import Annotated
 
 import typer
 
-from reminders.cli.base import Format, FormatOption, app, clear_errors, emit, fail, runtime
+from reminders.audit import Actor, record
+from reminders.cli.base import (
+    Format,
+    FormatOption,
+    app,
+    clear_errors,
+    emit,
+    fail,
+    patient_app,
+    runtime,
+)
 from reminders.clock import utcnow
 from reminders.db import read_scope, session_scope
 from reminders.timing import to_local, zone
@@ -52,10 +63,20 @@ def enroll(
         "locale": locale,
         "ipledge": ipledge,
     }
+    now = utcnow()
     with clear_errors(), session_scope(rt.engine) as session:
         found = get_clinic(session, clinic)
         patient, course = enroll_patient(
-            session, clinic=found, raw=raw, source="staff", ctx=rt.context(utcnow())
+            session, clinic=found, raw=raw, source="staff", ctx=rt.context(now)
+        )
+        record(
+            session,
+            clinic_id=clinic,
+            actor=Actor.command_line(),
+            action="patient.enroll",
+            now=now,
+            patient_id=patient.id,
+            detail=f"course {course.id}",
         )
         data = {"patient_id": patient.id, "course_id": course.id}
         notes = [
@@ -104,6 +125,7 @@ def import_file(
             source="import",
             ctx=rt.context(utcnow()),
             partial=True,
+            actor=Actor.command_line(),
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     result = {"enrolled": report.enrolled, "errors": [vars(e) for e in report.errors]}
@@ -181,3 +203,64 @@ def preview(
         return "\n".join(lines)
 
     emit(fmt, entries, text)
+
+
+@patient_app.command("erase")
+def patient_erase(
+    patient_id: Annotated[int, typer.Argument(help="Patient id.")],
+    clinic: Annotated[int, typer.Option(help="The patient's clinic (a check against typos).")],
+) -> None:
+    """Erase a patient: name, contacts, planned texts and replies become a marker.
+
+    The consent ledger's dated events and the message counts stay. Refused while a course
+    is running: stop or finish it first.
+    """
+    from reminders.services import erase_patient, get_patient
+
+    rt = runtime()
+    now = utcnow()
+    with clear_errors(), session_scope(rt.engine) as session:
+        patient = get_patient(session, patient_id=patient_id, clinic_id=clinic)
+        erase_patient(session, patient=patient, now=now)
+        record(
+            session,
+            clinic_id=clinic,
+            actor=Actor.command_line(),
+            action="patient.erase",
+            now=now,
+            patient_id=patient_id,
+        )
+    typer.echo(f"patient {patient_id} erased")
+
+
+@app.command()
+def audit(
+    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    patient: Annotated[int | None, typer.Option(help="Only this patient's entries.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many entries, newest first.")] = 100,
+    offset: Annotated[int, typer.Option(help="Skip this many of the newest entries.")] = 0,
+    fmt: FormatOption = Format.text,
+) -> None:
+    """The clinic's audit trail: who saw or changed which patient, when and from where."""
+    from reminders.audit import as_dict, trail
+    from reminders.services import get_clinic
+
+    rt = runtime()
+    with clear_errors(), session_scope(rt.engine) as session:
+        get_clinic(session, clinic)
+        events, total = trail(
+            session, clinic_id=clinic, patient_id=patient, limit=limit, offset=offset
+        )
+        entries = [as_dict(event) for event in events]
+
+    def text() -> str:
+        lines = [f"{len(entries)} of {total} entries, newest first"]
+        for e in entries:
+            where = f", {e['address']}" if e["address"] else ""
+            who = f"{e['actor']} ({e['actor_kind']}{where})"
+            about = f" patient {e['patient_id']}" if e["patient_id"] else ""
+            detail = f": {e['detail']}" if e["detail"] else ""
+            lines.append(f"{e['at']}  {who}  {e['action']}{about}{detail}")
+        return "\n".join(lines)
+
+    emit(fmt, {"items": entries, "total": total, "limit": limit, "offset": offset}, text)

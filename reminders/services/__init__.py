@@ -4,15 +4,7 @@ The CLI, the API and the web pages call these keyword-only functions inside one 
 each; a function either applies its whole change or raises before writing anything.
 """
 
-from reminders.services.clinics import (
-    clinic_by_api_key,
-    create_clinic,
-    get_clinic,
-    hash_api_key,
-    new_api_key,
-    rotate_api_key,
-    update_clinic,
-)
+from reminders.services.clinics import create_clinic, get_clinic, update_clinic
 from reminders.services.common import LIVE_STATUSES, Conflict, Context, NotFound
 from reminders.services.consent import (
     CARRIED_OVER,
@@ -40,6 +32,18 @@ from reminders.services.courses import (
     replan,
     resume_course,
     stop_course,
+)
+from reminders.services.erasure import ERASED, due_for_erasure, erase_patient
+from reminders.services.keys import (
+    active_key,
+    create_api_key,
+    hash_api_key,
+    list_api_keys,
+    new_api_key,
+    note_use,
+    revoke_api_key,
+    rotate_api_key,
+    stale_use,
 )
 from reminders.services.patients import (
     PATIENT_FIELDS,
@@ -71,6 +75,7 @@ from reminders.services.replies import (
 
 __all__ = [
     "CARRIED_OVER",
+    "ERASED",
     "EVENT_TYPES",
     "LIVE_STATUSES",
     "PATIENT_FIELDS",
@@ -83,10 +88,12 @@ __all__ = [
     "carry_opt_outs",
     "change_course",
     "check_enrollment",
-    "clinic_by_api_key",
+    "create_api_key",
     "consent_history",
     "courses_to_confirm",
     "create_clinic",
+    "due_for_erasure",
+    "erase_patient",
     "current_course",
     "end_course",
     "end_to_confirm",
@@ -96,6 +103,10 @@ __all__ = [
     "get_patient",
     "get_reply",
     "hash_api_key",
+    "active_key",
+    "note_use",
+    "stale_use",
+    "list_api_keys",
     "list_patients",
     "list_replies",
     "live_courses",
@@ -118,6 +129,7 @@ __all__ = [
     "remember_answer",
     "record_event",
     "replan",
+    "revoke_api_key",
     "resume_course",
     "rotate_api_key",
     "stop_course",

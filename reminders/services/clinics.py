@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Mapping
 from datetime import datetime, time
 from typing import Any
 
 import phonenumbers
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from reminders.models import (
     Clinic,
 )
 from reminders.render import gsm_safe, is_gsm7, one_line
 from reminders.services.common import NotFound
+from reminders.services.keys import DEFAULT_KEY_NAME, create_api_key
 from reminders.timing import is_quiet
 from reminders.validation import (
     FieldError,
@@ -23,19 +22,10 @@ from reminders.validation import (
     parse_email,
     parse_help_phone,
     parse_timezone,
+    text_errors,
 )
 
 CLINIC_FIELDS = ("name", "timezone", "help_contact", "notify_email")
-
-
-def hash_api_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
-def new_api_key() -> tuple[str, str]:
-    """A fresh API key and the hash that is stored in its place."""
-    key = "rk_" + secrets.token_urlsafe(32)
-    return key, hash_api_key(key)
 
 
 SMS_NAME_MAX = 20
@@ -110,8 +100,12 @@ def create_clinic(
     lab_reminders: bool = True,
     now: datetime,
 ) -> tuple[Clinic, str]:
-    """Create a clinic; returns it and its API key (shown once, stored only as a hash)."""
-    errors: list[FieldError] = []
+    """Create a clinic; returns it and its first API key (shown once, stored only as a hash)."""
+    texts = {"name": name, "tz": timezone, "region": region, "help_contact": help_contact}
+    texts |= {"sms_name": sms_name or "", "notify_email": notify_email or ""}
+    errors = text_errors(texts)
+    if errors:
+        raise InvalidInput(errors)
     name = _check("name", _name, name, errors)
     _check("tz", parse_timezone, timezone, errors)
     region = region.strip().upper()
@@ -137,7 +131,6 @@ def create_clinic(
         raise InvalidInput.one("quiet_start", "quiet hours must cover at least 21:00-08:00")
     if is_quiet(send, quiet_start=q_start, quiet_end=q_end):
         raise InvalidInput.one("send_time", f"{send} falls inside quiet hours")
-    key, key_hash = new_api_key()
     clinic = Clinic(
         name=name,
         sms_name=short,
@@ -151,11 +144,17 @@ def create_clinic(
         ipledge_enabled=ipledge,
         home_tests=home_tests,
         lab_reminders=lab_reminders,
-        api_key_hash=key_hash,
         created_at=now,
     )
     session.add(clinic)
     session.flush()
+    _row, key = create_api_key(
+        session,
+        clinic_id=clinic.id,  # type: ignore[arg-type]
+        name=DEFAULT_KEY_NAME,
+        admin=True,
+        now=now,
+    )
     return clinic, key
 
 
@@ -164,6 +163,7 @@ def update_clinic(session: Session, *, clinic: Clinic, changes: Mapping[str, Any
     errors = [
         FieldError(name, "unknown field") for name in sorted(set(changes) - set(CLINIC_FIELDS))
     ]
+    errors += text_errors({name: value or "" for name, value in changes.items()})
     parsers: dict[str, tuple[Any, tuple[Any, ...]]] = {
         "name": (_name, ()),
         "timezone": (parse_timezone, ()),
@@ -184,19 +184,8 @@ def update_clinic(session: Session, *, clinic: Clinic, changes: Mapping[str, Any
     return clinic
 
 
-def rotate_api_key(session: Session, *, clinic_id: int) -> str:
-    clinic = get_clinic(session, clinic_id)
-    key, clinic.api_key_hash = new_api_key()
-    session.add(clinic)
-    return key
-
-
 def get_clinic(session: Session, clinic_id: int) -> Clinic:
     clinic = session.get(Clinic, clinic_id)
     if clinic is None:
         raise NotFound(f"clinic {clinic_id} not found")
     return clinic
-
-
-def clinic_by_api_key(session: Session, key: str) -> Clinic | None:
-    return session.exec(select(Clinic).where(Clinic.api_key_hash == hash_api_key(key))).first()

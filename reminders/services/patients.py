@@ -37,6 +37,7 @@ from reminders.validation import (
     parse_email,
     parse_phone,
     parse_timezone,
+    text_errors,
     validate_enrollment,
 )
 
@@ -294,6 +295,9 @@ def _check_patient_changes(
     errors = [
         FieldError(name, "unknown field") for name in sorted(set(changes) - set(PATIENT_FIELDS))
     ]
+    refused = text_errors(changes)
+    if refused:
+        raise InvalidInput(errors + refused)
     values = {name: getattr(patient, name) for name in PATIENT_FIELDS}
     values["channel"] = ChannelChoice(patient.channel).value
     for name, value in changes.items():

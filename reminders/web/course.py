@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
+from reminders.audit import record
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import Channel, ConsentEvent, Course, Patient
@@ -86,7 +87,8 @@ def _patient_view(
     past: list[Entry] = []
     upcoming: list[Entry] = []
     waiting: list[Entry] = []
-    if course is not None and course.id is not None:
+    # An erased patient's texts are gone: there is no timeline left to draw.
+    if course is not None and course.id is not None and patient.erased_at is None:
         entries = preview_course(
             session, rt, course_id=course.id, now=now, clinic_id=staff.clinic_id
         )
@@ -143,6 +145,15 @@ def _patient_page(
 ) -> Response:
     with read_scope(rt.engine) as session:
         view = _patient_view(session, rt, staff, patient_id, now)
+        record(
+            session,
+            clinic_id=staff.clinic_id,
+            actor=staff.actor,
+            action="patient.view",
+            now=now,
+            patient_id=patient_id,
+            detail="timeline" if view["course"] is not None else "",
+        )
     return render(
         request,
         "patient.html",
@@ -168,6 +179,7 @@ class CourseAction:
     """One course action on the patient's page: its form, its change and what staff are told."""
 
     form: str  # the form's name on the page (its id is action-<form>)
+    audit: str  # its name in the audit trail
     apply: Callable[[Session, Course, dict[str, str], Context], object]
     done: str  # the message after it was made; may name the fields, e.g. {last_dose_date}
     fields: tuple[str, ...] = ()  # the form fields it reads
@@ -191,22 +203,26 @@ def _change(session: Session, course: Course, values: dict[str, str], ctx: Conte
 ACTIONS = {
     "pause": CourseAction(
         "pause",
+        "course.pause",
         lambda session, course, _values, ctx: pause_course(session, course=course, ctx=ctx),
         "The course is paused: no messages go out until it resumes.",
     ),
     "resume": CourseAction(
         "resume",
+        "course.resume",
         lambda session, course, _values, ctx: resume_course(session, course=course, ctx=ctx),
         "The course is resumed from today.",
     ),
     "stop": CourseAction(
         "stop",
+        "course.stop",
         _stop,
         "The course is stopped. No more messages will be sent.",
         fields=("confirm",),
     ),
     "end": CourseAction(
         "end",
+        "course.end",
         lambda session, course, values, ctx: end_course(
             session, course=course, last_dose_date=values["last_dose_date"], ctx=ctx
         ),
@@ -216,12 +232,14 @@ ACTIONS = {
     ),
     "change": CourseAction(
         "change",
+        "course.change",
         _change,
         "The course is changed; the messages still to come are planned again.",
         fields=("start_date", "weeks"),
     ),
     "pregnancy-test": CourseAction(
         "test",
+        "course.event",
         lambda session, course, values, ctx: record_event(
             session, course=course, type=PREGNANCY_TEST, on=values["date"], ctx=ctx
         ),
@@ -260,6 +278,15 @@ def course_action(
             if missing:
                 raise InvalidInput(missing)
             action.apply(session, course, values, rt.context(now))
+            record(
+                session,
+                clinic_id=staff.clinic_id,
+                actor=staff.actor,
+                action=action.audit,
+                now=now,
+                patient_id=patient_id,
+                detail=f"course {course_number}",
+            )
     except InvalidInput as exc:
         errors = errors_by_field(exc.errors)
     except Conflict as exc:

@@ -12,32 +12,37 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from reminders.timing import as_utc, zone
+from reminders.clock import as_utc
+from reminders.db import session_scope
+from reminders.deps import get_runtime
+from reminders.models import StaffSession
+from reminders.sessions import token_hash
+from reminders.timing import zone
 from reminders.validation import FieldError
 from reminders.web.security import (
     CSRF_FIELD,
     PREFIX,
+    AdminOnly,
     CsrfRejected,
     PageNotFound,
     SignInRequired,
     Staff,
-    csrf_token,
+    Visit,
+    set_cookies,
+    visitor,
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 
-# No script runs on these pages, and nothing loads from elsewhere; pages hold patient data,
-# so they are never cached or framed.
+# No script runs on these pages, nothing loads from elsewhere, and no style is inline. The
+# headers every response carries (no-store, nosniff, no framing) come from reminders.headers.
 HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
     ),
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
 }
 
 
@@ -142,6 +147,10 @@ def errors_by_field(errors: list[FieldError]) -> dict[str, str]:
     return found
 
 
+def _visit(request: Request) -> Visit | None:
+    return getattr(request.state, "visit", None)
+
+
 def render(
     request: Request,
     name: str,
@@ -149,26 +158,38 @@ def render(
     title: str,
     staff: Staff | None,
     code: int = 200,
+    flash: str | None = None,
     **values: Any,
 ) -> HTMLResponse:
     """A page; a message left by the previous request (after a redirect) is shown once."""
-    flash = request.session.pop("flash", None)
+    settings = get_runtime(request).settings
+    # A page for a request that never looked at its session (an error page) is a visitor's.
+    visit = _visit(request) or visitor(request, settings)
     html = _env.get_template(name).render(
         request_path=request.url.path,
         title=title,
         staff=staff,
-        flash=flash if isinstance(flash, str) else None,
-        csrf_token=csrf_token(request),
+        flash=flash or visit.flash,
+        csrf_token=visit.csrf,
         **values,
     )
-    return HTMLResponse(html, status_code=code, headers=HEADERS)
+    response = HTMLResponse(html, status_code=code, headers=HEADERS)
+    set_cookies(response, visit, settings)
+    return response
 
 
 def redirect(request: Request, url: str, flash: str | None = None) -> RedirectResponse:
     """303 See Other (a form POST is followed by a GET), with a message for the next page."""
-    if flash:
-        request.session["flash"] = flash
-    return RedirectResponse(url, status_code=303)
+    visit = _visit(request)
+    if flash and visit is not None and visit.token:
+        with session_scope(get_runtime(request).engine) as session:
+            row = session.get(StaffSession, token_hash(visit.token))
+            if row is not None:
+                row.flash = flash[:300]
+                session.add(row)
+    response = RedirectResponse(url, status_code=303)
+    set_cookies(response, visit, get_runtime(request).settings)
+    return response
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -177,7 +198,14 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(SignInRequired)
     async def sign_in_first(request: Request, _exc: SignInRequired) -> Response:
         target = request.url.path if request.method == "GET" else PREFIX
-        return RedirectResponse(f"{PREFIX}/sign-in?next={quote(target)}", status_code=303)
+        response = RedirectResponse(f"{PREFIX}/sign-in?next={quote(target)}", status_code=303)
+        set_cookies(response, _visit(request), get_runtime(request).settings)
+        return response
+
+    @app.exception_handler(AdminOnly)
+    async def admins_only(request: Request, _exc: AdminOnly) -> Response:
+        staff = getattr(request.state, "staff", None)
+        return render(request, "admin_only.html", title="For admins", staff=staff, code=403)
 
     @app.exception_handler(PageNotFound)
     async def not_found(request: Request, _exc: PageNotFound) -> Response:

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from reminders.audit import record
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.importer import MAX_BYTES, ImportRefused, ImportReport, import_file
@@ -16,7 +17,7 @@ from reminders.render import LOCALES
 from reminders.runtime import Runtime
 from reminders.services import enroll, get_clinic
 from reminders.timing import local_today
-from reminders.validation import CHANNELS, ENROLL_FIELDS, InvalidInput
+from reminders.validation import CHANNELS, ENROLL_FIELDS, InvalidInput, strip_refused
 from reminders.web import queries
 from reminders.web.pages import errors_by_field, redirect, render
 from reminders.web.security import PREFIX, FormDep, Staff, StaffDep, field
@@ -56,14 +57,24 @@ def patient_list(
     """The clinic's patients, newest first, searchable by name, email or phone."""
     status = status if status in STATUSES else ""
     page = max(1, min(page, 10_000))
+    q = strip_refused(q)[:100]  # PostgreSQL cannot even compare a string holding NUL
     with read_scope(rt.engine) as session:
         rows, total = queries.patient_rows(
             session,
             clinic_id=staff.clinic_id,
             now=now,
-            search=q[:100],
+            search=q,
             status=status or None,
             offset=(page - 1) * queries.PAGE_SIZE,
+        )
+        # What was looked at, never what was searched for (a name, an email).
+        record(
+            session,
+            clinic_id=staff.clinic_id,
+            actor=staff.actor,
+            action="patient.list",
+            now=now,
+            detail=f"{len(rows)} of {total}, page {page}" + (", searched" if q else ""),
         )
     return render(
         request,
@@ -72,7 +83,7 @@ def patient_list(
         staff=staff,
         rows=rows,
         total=total,
-        q=q[:100],
+        q=q,
         status=status,
         statuses=STATUSES,
         page=page,
@@ -132,7 +143,7 @@ def enroll_submit(
     try:
         with session_scope(rt.engine) as session:
             clinic = get_clinic(session, staff.clinic_id)
-            patient, _course = enroll(
+            patient, course = enroll(
                 session, clinic=clinic, raw=values, source=SOURCE, ctx=rt.context(now)
             )
             patient_id, name = patient.id, patient.first_name
@@ -144,6 +155,15 @@ def enroll_submit(
                 )
                 if stopped
             ]
+            record(
+                session,
+                clinic_id=staff.clinic_id,
+                actor=staff.actor,
+                action="patient.enroll",
+                now=now,
+                patient_id=patient_id,
+                detail=f"course {course.id}",
+            )
     except InvalidInput as exc:  # raised before anything was written; rolled back regardless
         return _enroll_page(
             request, staff, values=values, errors=errors_by_field(exc.errors), status=422
@@ -196,6 +216,7 @@ def _import(
         source="import",
         ctx=rt.context(now),
         partial=partial,
+        actor=staff.actor,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from reminders.db import session_scope
+from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.services import NotFound, get_reply, mark_handled
 from reminders.web import queries
@@ -30,7 +30,7 @@ def inbox(
     """Patients' replies, newest first: unread ones by default."""
     state = state if state in STATES else "unread"
     page = max(1, min(page, 10_000))
-    with session_scope(rt.engine) as session:
+    with read_scope(rt.engine) as session:
         rows, total = queries.reply_rows(
             session,
             clinic_id=staff.clinic_id,

@@ -1,40 +1,40 @@
-"""Who is signed in, the session cookie, and the CSRF check on every form.
+"""Who is signed in, the session cookie, roles, and the CSRF check on every form.
 
-The session lives in a cookie signed with SECRET_KEY (Starlette's SessionMiddleware): it
-holds the staff user's id, a stamp of their password hash (a new password signs every
-session out) and the CSRF token. The cookie is HttpOnly and SameSite=Lax always, and Secure
-when PUBLIC_BASE_URL is https: a Secure cookie is never sent over plain http, so a local run
-or the tests on http://127.0.0.1 would otherwise never stay signed in.
+The session lives on the server (reminders.sessions): the cookie holds only a random token.
+Before signing in, a visitor holds a second cookie with a random value, and the sign-in
+form's CSRF token is that value signed with SECRET_KEY (a signed double-submit token), so
+no row is written for a visitor who has not given a right password. Both cookies are
+HttpOnly and SameSite=Lax always, and Secure when PUBLIC_BASE_URL is https: a Secure cookie
+is never sent over plain http, so a local run or the tests on http://127.0.0.1 would
+otherwise never stay signed in.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
-import logging
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, Request
+from fastapi.responses import Response
 from starlette.datastructures import FormData
-from starlette.middleware.sessions import SessionMiddleware
 
+from reminders.audit import Actor
 from reminders.config import Settings
-from reminders.db import read_scope
-from reminders.deps import RuntimeDep
-from reminders.models import StaffUser
+from reminders.db import session_scope
+from reminders.deps import AddressDep, NowDep, RuntimeDep
+from reminders.models import StaffRole, StaffUser
 from reminders.services import get_clinic, unread_count
-from reminders.staff import session_stamp
-
-log = logging.getLogger(__name__)
+from reminders.sessions import Lifetime, resume_session
 
 PREFIX = "/clinic"
 SESSION_COOKIE = "reminders_session"
-SESSION_MAX_AGE = 12 * 60 * 60  # a working day; the cookie is re-signed on every change
+SIGN_IN_COOKIE = "reminders_sign_in"
 CSRF_FIELD = "csrf_token"
-DEFAULT_SECRET = "change-me"
 
 
 class SignInRequired(Exception):
@@ -49,94 +49,164 @@ class CsrfRejected(Exception):
     """A form sent without this session's CSRF token."""
 
 
+class AdminOnly(Exception):
+    """A page for the clinic's admins, asked for by a staff user."""
+
+
 @dataclass(frozen=True)
 class Staff:
     """The signed-in staff user and their clinic, read once per request."""
 
     user_id: int
     email: str
+    role: StaffRole
     clinic_id: int
     clinic_name: str
     clinic_timezone: str
+    address: str
     unread_replies: int = 0  # shown in the navigation of every page
 
+    @property
+    def is_admin(self) -> bool:
+        return self.role == StaffRole.admin
 
-def session_secret(settings: Settings) -> str:
-    # Its own key derived from SECRET_KEY, so a session cookie and an unsubscribe token
-    # can never be swapped for one another.
+    @property
+    def actor(self) -> Actor:
+        """This user as the audit trail names them."""
+        return Actor(kind="user", name=self.email, address=self.address)
+
+
+@dataclass
+class Visit:
+    """What the request's cookies say: the signed-in user, or a visitor on their way in."""
+
+    csrf: str
+    staff: Staff | None = None
+    token: str | None = None  # the session cookie's token, when it names a live session
+    second_factor_user: int | None = None  # password right, code still due
+    flash: str | None = None
+    new_sign_in_cookie: str | None = None  # to set on the response
+    cookies_to_clear: list[str] = dataclasses.field(default_factory=list)
+
+
+def _secret(settings: Settings) -> bytes:
+    # A key of its own derived from SECRET_KEY, so a form token and an unsubscribe token can
+    # never be swapped for one another.
     secret = settings.secret_key.get_secret_value()
-    return hashlib.sha256(f"reminders.web.session:{secret}".encode()).hexdigest()
+    return hashlib.sha256(f"reminders.web.sign-in:{secret}".encode()).digest()
 
 
-def add_sessions(app: FastAPI, settings: Settings) -> None:
-    """The signed session cookie, scoped to the clinic pages."""
-    secure = (settings.public_base_url or "").lower().startswith("https://")
-    if secure and settings.secret_key.get_secret_value() == DEFAULT_SECRET:
-        log.warning("SECRET_KEY is the default: set a long random value before going live")
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=session_secret(settings),
-        session_cookie=SESSION_COOKIE,
-        max_age=SESSION_MAX_AGE,
-        path=PREFIX,
-        same_site="lax",
-        https_only=secure,
+def visitor_csrf(settings: Settings, value: str) -> str:
+    """The sign-in form's token for the visitor cookie `value`."""
+    return hmac.new(_secret(settings), value.encode(), hashlib.sha256).hexdigest()
+
+
+def _staff(user: StaffUser, session: object, address: str) -> Staff:
+    clinic = get_clinic(session, user.clinic_id)  # type: ignore[arg-type]
+    return Staff(
+        user_id=user.id,  # type: ignore[arg-type]
+        email=user.email,
+        role=StaffRole(user.role),
+        clinic_id=clinic.id,  # type: ignore[arg-type]
+        clinic_name=clinic.name,
+        clinic_timezone=clinic.timezone,
+        address=address,
+        unread_replies=unread_count(session, clinic_id=clinic.id),  # type: ignore[arg-type]
     )
 
 
-def csrf_token(request: Request) -> str:
-    """This session's CSRF token, created on first use (the sign-in form has one too)."""
-    token = request.session.get("csrf")
-    if not isinstance(token, str):
-        token = secrets.token_urlsafe(32)
-        request.session["csrf"] = token
-    return token
+def current_visit(request: Request, rt: RuntimeDep, now: NowDep, address: AddressDep) -> Visit:
+    """The request's session (seen now, so its idle time starts again), or a visitor's state."""
+    token = request.cookies.get(SESSION_COOKIE)
+    visit: Visit | None = None
+    if token:
+        with session_scope(rt.engine) as session:
+            row = resume_session(session, token, now=now, lifetime=Lifetime.of(rt.settings))
+            user = session.get(StaffUser, row.user_id) if row is not None else None
+            if row is not None and (user is None or user.disabled_at is not None):
+                session.delete(row)
+                row = None
+            if row is not None and user is not None:
+                visit = Visit(csrf=row.csrf_token, token=token, flash=row.flash)
+                row.flash = None
+                if row.second_factor_due:
+                    visit.second_factor_user = user.id
+                else:
+                    visit.staff = _staff(user, session, address)
+        if visit is None:
+            visit = visitor(request, rt.settings)
+            visit.cookies_to_clear.append(SESSION_COOKIE)
+    if visit is None:
+        visit = visitor(request, rt.settings)
+    request.state.visit = visit
+    request.state.staff = visit.staff  # for the error pages' navigation
+    return visit
 
 
-def sign_in(request: Request, user: StaffUser) -> None:
-    """Start a fresh session for `user`, with a new CSRF token."""
-    request.session.clear()
-    request.session.update(
-        staff_id=user.id, stamp=session_stamp(user), csrf=secrets.token_urlsafe(32)
-    )
+def visitor(request: Request, settings: Settings) -> Visit:
+    """A visitor who is not signed in, with the sign-in form's token for their cookie."""
+    value = request.cookies.get(SIGN_IN_COOKIE)
+    fresh = None
+    if not value or len(value) > 100:
+        value = fresh = secrets.token_urlsafe(32)
+    return Visit(csrf=visitor_csrf(settings, value), new_sign_in_cookie=fresh)
 
 
-def signed_in(request: Request, rt: RuntimeDep) -> Staff:
-    """The signed-in staff user; SignInRequired without a valid session."""
-    user_id = request.session.get("staff_id")
-    if not isinstance(user_id, int):
+VisitDep = Annotated[Visit, Depends(current_visit)]
+
+
+def signed_in(visit: VisitDep) -> Staff:
+    """The signed-in staff user; SignInRequired without a live session."""
+    if visit.staff is None:
         raise SignInRequired()
-    with read_scope(rt.engine) as session:
-        user = session.get(StaffUser, user_id)
-        if user is None or session_stamp(user) != request.session.get("stamp"):
-            request.session.clear()
-            raise SignInRequired()
-        clinic = get_clinic(session, user.clinic_id)
-        staff = Staff(
-            user_id=user_id,
-            email=user.email,
-            clinic_id=clinic.id,  # type: ignore[arg-type]
-            clinic_name=clinic.name,
-            clinic_timezone=clinic.timezone,
-            unread_replies=unread_count(session, clinic_id=clinic.id),
-        )
-    request.state.staff = staff  # for the error pages' navigation
-    return staff
+    return visit.staff
 
 
 StaffDep = Annotated[Staff, Depends(signed_in)]
 
 
-async def checked_form(request: Request) -> AsyncIterator[FormData]:
-    """The posted form, only when it carries this session's CSRF token (403 otherwise)."""
+def admin(staff: StaffDep) -> Staff:
+    """The signed-in user, when an admin of their clinic; AdminOnly (403) otherwise."""
+    if not staff.is_admin:
+        raise AdminOnly()
+    return staff
+
+
+AdminDep = Annotated[Staff, Depends(admin)]
+
+
+def set_cookies(response: Response, visit: Visit | None, settings: Settings) -> None:
+    """Put the visit's new cookies on the response, and take away those that mean nothing."""
+    if visit is None:
+        return
+    for name in visit.cookies_to_clear:
+        response.delete_cookie(name, path=PREFIX)
+    if visit.new_sign_in_cookie:
+        _cookie(response, SIGN_IN_COOKIE, visit.new_sign_in_cookie, settings)
+
+
+def set_session_cookie(response: Response, token: str, settings: Settings) -> None:
+    _cookie(response, SESSION_COOKIE, token, settings)
+
+
+def _cookie(response: Response, name: str, value: str, settings: Settings) -> None:
+    response.set_cookie(
+        name,
+        value,
+        # The browser may forget it sooner; the server ends the session at its own time.
+        max_age=int(settings.session_max_hours * 3600),
+        path=PREFIX,
+        httponly=True,
+        samesite="lax",
+        secure=settings.https,
+    )
+
+
+async def checked_form(request: Request, visit: VisitDep) -> AsyncIterator[FormData]:
+    """The posted form, only when it carries this visit's CSRF token (403 otherwise)."""
     async with request.form(max_files=1, max_fields=30) as form:
         sent = form.get(CSRF_FIELD)
-        expected = request.session.get("csrf")
-        if not (
-            isinstance(sent, str)
-            and isinstance(expected, str)
-            and hmac.compare_digest(sent.encode(), expected.encode())
-        ):
+        if not (isinstance(sent, str) and hmac.compare_digest(sent.encode(), visit.csrf.encode())):
             raise CsrfRejected()
         yield form
 

@@ -1,17 +1,18 @@
-"""The clinic's settings page: the help phone patients are given, who hears of replies."""
+"""The clinic's settings page (admins): the help phone patients are given, who hears of replies."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from reminders.db import session_scope
-from reminders.deps import RuntimeDep
+from reminders.audit import record
+from reminders.db import read_scope, session_scope
+from reminders.deps import NowDep, RuntimeDep
 from reminders.runtime import Runtime
 from reminders.services import get_clinic, update_clinic
 from reminders.validation import InvalidInput
 from reminders.web.pages import errors_by_field, redirect, render
-from reminders.web.security import PREFIX, FormDep, Staff, StaffDep, field
+from reminders.web.security import PREFIX, AdminDep, FormDep, Staff, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -40,21 +41,31 @@ def _page(
 
 
 @router.get("/settings")
-def settings_form(request: Request, staff: StaffDep, rt: RuntimeDep) -> Response:
-    with session_scope(rt.engine) as session:
+def settings_form(request: Request, staff: AdminDep, rt: RuntimeDep) -> Response:
+    with read_scope(rt.engine) as session:
         clinic = get_clinic(session, staff.clinic_id)
         values = {"help_contact": clinic.help_contact, "notify_email": clinic.notify_email or ""}
     return _page(request, staff, rt, values=values, errors={})
 
 
 @router.post("/settings")
-def settings_submit(request: Request, staff: StaffDep, form: FormDep, rt: RuntimeDep) -> Response:
+def settings_submit(
+    request: Request, staff: AdminDep, form: FormDep, rt: RuntimeDep, now: NowDep
+) -> Response:
     """Save both fields through the same service as the API and the CLI, or neither."""
     values = {name: field(form, name) for name in FIELDS}
     try:
         with session_scope(rt.engine) as session:
             clinic = get_clinic(session, staff.clinic_id)
             update_clinic(session, clinic=clinic, changes=values)
+            record(
+                session,
+                clinic_id=staff.clinic_id,
+                actor=staff.actor,
+                action="clinic.update",
+                now=now,
+                detail=", ".join(FIELDS),
+            )
     except InvalidInput as exc:
         errors = errors_by_field(exc.errors)
         return _page(request, staff, rt, values=values, errors=errors, status=422)

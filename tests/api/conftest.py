@@ -30,16 +30,19 @@ from tests.conftest import NOW
 
 BASE_URL = "https://reminders.example.org"
 AUTH_TOKEN = "twilio-auth-token-for-tests"
+METRICS_TOKEN = "metrics-token-for-tests"
 PHONE = "+12125550101"
 
 
 def with_web_settings(rt: Runtime) -> Runtime:
-    """The runtime with a public URL and a Twilio auth token, as a deployed web process has."""
+    """The runtime with a public URL, a Twilio auth token and a metrics token, as a deployed
+    web process has."""
     rt.settings = rt.settings.model_copy(
         update={
             "public_base_url": BASE_URL,
             "twilio_auth_token": SecretStr(AUTH_TOKEN),
             "secret_key": SecretStr("unsubscribe-secret-for-tests"),
+            "metrics_token": SecretStr(METRICS_TOKEN),
         }
     )
     return rt
@@ -68,6 +71,11 @@ class Api:
     def patch(self, path: str, key: str | None = None, **kwargs: Any) -> Any:
         headers = self.auth(key, **kwargs.pop("headers", {}))
         return self.client.patch(path, headers=headers, **kwargs)
+
+    def metrics(self) -> str:
+        response = self.client.get("/metrics", headers=self.auth(METRICS_TOKEN))
+        assert response.status_code == 200, response.text
+        return response.text
 
     def add_clinic(self, name: str, **kwargs: Any) -> tuple[Clinic, str]:
         with session_scope(self.rt.engine) as session:

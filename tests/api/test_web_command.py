@@ -25,6 +25,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     monkeypatch.setattr(uvicorn, "run", run)
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'web.db'}")
     monkeypatch.delenv("PORT", raising=False)
+    monkeypatch.setenv("SECRET_KEY", "web-command-secret-for-tests")
     get_settings.cache_clear()
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level

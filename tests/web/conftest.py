@@ -86,15 +86,29 @@ class Site:
 
     rt: Runtime
     url: str
+    key: str = ""  # the API key of the latest clinic made
 
-    def clinic(self, name: str, *, email: str, **kwargs: Any) -> Clinic:
-        """A clinic with one staff user, whose password is PASSWORD."""
+    def clinic(self, name: str, *, email: str, role: str = "staff", **kwargs: Any) -> Clinic:
+        """A clinic with one staff user (of `role`), whose password is PASSWORD."""
         with session_scope(self.rt.engine) as session:
-            clinic, _key = create_clinic(
+            clinic, self.key = create_clinic(
                 session, name=name, help_contact="(212) 555-0199", now=utcnow(), **kwargs
             )
-            create_staff(session, clinic_id=clinic.id, email=email, password=PASSWORD, now=utcnow())
+        self.user(clinic, email, role=role)
         return clinic
+
+    def user(self, clinic: Clinic, email: str, *, role: str = "staff") -> int:
+        """Another staff user of the clinic, whose password is PASSWORD; their id."""
+        with session_scope(self.rt.engine) as session:
+            user = create_staff(
+                session,
+                clinic_id=clinic.id,  # type: ignore[arg-type]
+                email=email,
+                password=PASSWORD,
+                role=role,
+                now=utcnow(),
+            )
+            return user.id  # type: ignore[return-value]
 
     def patient(self, clinic: Clinic, **fields: Any) -> tuple[Patient, Course]:
         raw = {
@@ -152,6 +166,14 @@ def web_runtime(engine: Engine) -> Runtime:
     rt = make_runtime(engine)
     rt.settings = rt.settings.model_copy(update={"secret_key": SecretStr(SECRET)})
     return rt
+
+
+@pytest.fixture
+def any_data(any_engine: Engine) -> Iterator[Site]:
+    """Builders on a fresh database, SQLite and then PostgreSQL, without a server."""
+    rt = make_runtime(any_engine)
+    rt.settings = rt.settings.model_copy(update={"secret_key": SecretStr(SECRET)})
+    yield Site(rt=rt, url="")
 
 
 @pytest.fixture

@@ -116,8 +116,9 @@ def test_the_overview_counts_unread_replies_and_those_overdue(data: Site) -> Non
 
 
 def save_settings(data: Site, help_contact: str) -> tuple[Any, str, tuple[str, str | None]]:
-    """Post the settings form; the answer, the settings page after it, and what is stored."""
-    clinic = data.clinic("Riverside Dermatology", email=STAFF)
+    """Post the settings form (as an admin: the settings are theirs); the answer, the settings
+    page after it, and what is stored."""
+    clinic = data.clinic("Riverside Dermatology", email=STAFF, role="admin")
     with signed_in_client(data.rt, STAFF) as client:
         form = {
             "csrf_token": csrf(client, "/clinic/settings"),
@@ -177,3 +178,9 @@ def test_enrolling_a_number_that_opted_out_says_so_and_plans_no_text(data: Site)
     assert "this contact had opted out earlier, in another enrolment" in page
     new_id = int(response.headers["location"].rsplit("/", 1)[1])
     assert data.messages(new_id) == []
+
+
+def test_the_settings_page_is_for_admins(data: Site) -> None:
+    data.clinic("Riverside Dermatology", email=STAFF)  # a staff user, not an admin
+    with signed_in_client(data.rt, STAFF) as client:
+        assert client.get("/clinic/settings").status_code == 403

@@ -128,3 +128,26 @@ def test_staff_add_refuses_a_short_password_and_an_unknown_clinic(cli_database: 
     assert short.exit_code == 2 and "password: must be 12" in short.output
     assert unknown.exit_code == 3 and "clinic 99 not found" in unknown.output
     assert staff_in(cli_database) == []
+
+
+def test_staff_disable_enable_reset_password_and_list(cli_database: Engine) -> None:
+    clinic_id = _clinic(cli_database)
+    runner = CliRunner()
+
+    def run(*args: str, stdin: str | None = None) -> str:
+        result = runner.invoke(app, list(args), input=stdin, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    run("staff", "add", "--clinic", str(clinic_id), "--email", "ada@riverside.example",
+        "--role", "admin", "--password", PASSWORD)  # fmt: skip
+    assert "disabled, 0 sessions ended" in run("staff", "disable", "1")
+    assert staff_in(cli_database)[0].disabled_at is not None
+    assert "enabled" in run("staff", "enable", "1")
+    new = "a new and long passphrase"
+    assert "has a new password" in run("staff", "reset-password", "1", stdin=f"{new}\n{new}\n")
+    assert verify_password(new, staff_in(cli_database)[0].password_hash)
+    listed = run("staff", "list", "--format", "json")
+    assert '"role": "admin"' in listed and '"email": "ada@riverside.example"' in listed
+    common = runner.invoke(app, ["staff", "reset-password", "1", "--password", "Qwerty123456"])
+    assert common.exit_code == 2 and "most common passwords" in common.output
