@@ -157,4 +157,5 @@ def run_demo(*, days: int = 240) -> None:
             continue
         clock[0] = max(clock[0], upcoming)
         sent += dispatcher.tick().sent
+    dispatcher.close()
     typer.echo(f"\n{sent} messages over {days} days. Try `reminders preview --start {start}`.")

@@ -11,6 +11,7 @@ email policy.
 from __future__ import annotations
 
 import logging
+import queue
 import random
 import uuid
 from collections import defaultdict
@@ -20,50 +21,32 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import Engine
-from sqlmodel import Session
 
-from reminders import gate, lifecycle, retry
+from reminders import gate, lifecycle
 from reminders.careplan import CarePlan
-from reminders.channels.base import DeliveryError, Failure, OutgoingMessage, Transport
+from reminders.channels.base import DeliveryError, Transport
 from reminders.clock import utcnow
 from reminders.compose import Draft, compose
 from reminders.config import Settings
 from reminders.db import read_scope, session_scope
-from reminders.jobs import Job, courses_with_sms, load_jobs, reached_recently
+from reminders.failures import record_failure
+from reminders.jobs import (
+    SETTLED_AS,
+    Batch,
+    Job,
+    TickReport,
+    courses_with_sms,
+    load_jobs,
+    reached_recently,
+)
 from reminders.logs import log_context
-from reminders.models import Channel, Message, MessageStatus, Patient
+from reminders.models import Channel, Message, MessageStatus
 from reminders.privacy import mask_contact
 from reminders.recorder import Recorder
 from reminders.render import Renderer
-from reminders.services import opt_out
 from reminders.timing import to_local
 
 log = logging.getLogger(__name__)
-
-# Settled by the gate: the report's name for each way a row can end before a send.
-_SETTLED_AS = {
-    MessageStatus.cancelled: "cancelled",
-    MessageStatus.suppressed: "suppressed",
-    MessageStatus.expired: "expired",
-    MessageStatus.failed: "failed",
-    MessageStatus.pending: "deferred",
-}
-
-
-@dataclass
-class TickReport:
-    claimed: int = 0
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    deferred: int = 0
-    expired: int = 0
-    suppressed: int = 0
-    cancelled: int = 0
-    lost: int = 0
-
-    def add(self, outcome: str) -> None:
-        setattr(self, outcome, getattr(self, outcome) + 1)
 
 
 @dataclass
@@ -79,37 +62,77 @@ class Dispatcher:
     after_send: Callable[[Message], None] | None = None
     rng: random.Random = field(default_factory=random.Random)
     stopping: Callable[[], bool] = lambda: False
+    # Kept from tick to tick: the sending threads, and (in the transports) their connections.
+    _senders: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
+    _ahead: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def tick(self, *, limit: int | None = None) -> TickReport:
-        """Claim and handle one batch of due messages."""
+        """Handle what is due, batch after batch, until a batch comes back short of `limit`.
+
+        While one batch is sent, the next is claimed, loaded and decided: the sending threads
+        never wait on the database. The next batch's caps see what this one is sending.
+        """
         report = TickReport()
+        size = limit or self.settings.batch_size
+        batch: Batch | None = self._prepare(size, carried=None)
+        while batch is not None:
+            report.claimed += batch.claimed
+            for _row_id, status, _reason, _at in batch.settled:
+                report.add(SETTLED_AS[status])
+            ahead = None
+            if batch.claimed == size and not self.stopping():
+                ahead = self._ahead_thread().submit(self._prepare, size, carried=batch)
+            self._send(batch.jobs, batch.token, report)
+            batch = ahead.result() if ahead is not None else None
+            if batch is not None and batch.claimed == 0:
+                batch = None
+        return report
+
+    def close(self) -> None:
+        """Stop the sending threads and close the transports' connections (the worker stops)."""
+        for pool in (self._ahead, self._senders):
+            if pool is not None:
+                pool.shutdown(wait=True)
+        self._ahead = self._senders = None
+        for transport in self.transports.values():
+            transport.close()
+
+    def _ahead_thread(self) -> ThreadPoolExecutor:
+        if self._ahead is None:
+            self._ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="claim")
+        return self._ahead
+
+    def _sending_threads(self) -> ThreadPoolExecutor:
+        if self._senders is None:
+            self._senders = ThreadPoolExecutor(
+                max_workers=self.settings.send_concurrency, thread_name_prefix="send"
+            )
+        return self._senders
+
+    def _prepare(self, size: int, *, carried: Batch | None) -> Batch:
+        """Claim up to `size` due rows, load them, decide each, and record the ones settled."""
         token = uuid.uuid4().hex
         now = self.clock()
         lease_until = now + timedelta(seconds=self.settings.lease_seconds)
         with session_scope(self.engine) as session:
             ids = lifecycle.claim(
-                session,
-                now=now,
-                limit=limit or self.settings.batch_size,
-                lease_until=lease_until,
-                token=token,
+                session, now=now, limit=size, lease_until=lease_until, token=token
             )
-        report.claimed = len(ids)
         if not ids:
-            return report
+            return Batch(token, 0, [], [], {}, set())
         with read_scope(self.engine) as session:
             jobs = load_jobs(session, ids)
             reached = reached_recently(session, {job.patient.id for job in jobs}, now)
             sms_started = courses_with_sms(session, {job.course.id for job in jobs})
+        if carried is not None:
+            # What the batch before is sending now is not recorded yet: count it all the same.
+            for patient_id in {job.patient.id for job in jobs} & carried.reached.keys():
+                reached[patient_id] = {**carried.reached[patient_id], **reached[patient_id]}  # type: ignore[index]
+            sms_started |= carried.sms_started
         to_send, settled = self._decide(jobs, reached, sms_started, now=now)
         with session_scope(self.engine) as session:
             lifecycle.settle_many(session, token=token, outcomes=settled, now=now)
-        for _row_id, status, _reason, _at in settled:
-            report.add(_SETTLED_AS[status])
-        self._send(to_send, token, report)
-        for transport in self.transports.values():
-            transport.close()
-        return report
+        return Batch(token, len(ids), to_send, settled, reached, sms_started)
 
     def _decide(
         self,
@@ -136,7 +159,15 @@ class Dispatcher:
                 continue
             first = channel == Channel.sms and job.course.id not in sms_started
             try:
-                job.outgoing = self.compose(job, first=first, now=now)
+                job.outgoing = compose(
+                    Draft.of(row),
+                    patient=job.patient,
+                    clinic=job.clinic,
+                    first=first,
+                    now=now,
+                    settings=self.settings,
+                    renderer=self.renderer,
+                )
             except Exception as exc:  # a template bug must be visible, never a silent loss
                 log.exception("render failed for outbox %s", row.id)
                 settled.append((row.id, MessageStatus.failed, f"render error: {exc}", None))  # type: ignore[arg-type]
@@ -147,18 +178,6 @@ class Dispatcher:
             to_send.append(job)
         return to_send, settled
 
-    def compose(self, job: Job, *, first: bool, now: datetime) -> OutgoingMessage:
-        """The message for a claimed row, ready for its channel."""
-        return compose(
-            Draft.of(job.row),
-            patient=job.patient,
-            clinic=job.clinic,
-            first=first,
-            now=now,
-            settings=self.settings,
-            renderer=self.renderer,
-        )
-
     def _send(self, jobs: list[Job], token: str, report: TickReport) -> None:
         """Send every job, one patient's messages in order, several patients at once."""
         groups: dict[int, list[Job]] = defaultdict(list)
@@ -167,18 +186,31 @@ class Dispatcher:
         if not groups:
             return
         recorder = Recorder(self.engine, token, self.clock)
+        # Each sending thread takes the next patient's messages until none is left: a few
+        # tasks a batch rather than one a patient, and no thread idles while work waits.
+        waiting: queue.SimpleQueue[list[Job]] = queue.SimpleQueue()
+        for group in groups.values():
+            waiting.put(group)
+
+        def sender() -> list[str]:
+            outcomes: list[str] = []
+            while True:
+                try:
+                    group = waiting.get_nowait()
+                except queue.Empty:
+                    return outcomes
+                outcomes += self._send_group(group, token, recorder)
+
+        workers = min(self.settings.send_concurrency, len(groups))
         try:
-            workers = min(self.settings.send_concurrency, len(groups))
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                for outcomes in pool.map(
-                    lambda group: self._send_group(group, token, recorder), groups.values()
-                ):
-                    for outcome in outcomes:
-                        if outcome != "accepted":  # counted when recorded, below
-                            report.add(outcome)
+            tasks = [self._sending_threads().submit(sender) for _ in range(workers)]
+            for task in tasks:
+                for outcome in task.result():
+                    if outcome != "accepted":  # counted when recorded, below
+                        report.add(outcome)
         finally:
             recorder.flush()
-        report.sent = recorder.recorded
+        report.sent += recorder.recorded
         report.lost += recorder.lost
 
     def _send_group(self, jobs: list[Job], token: str, recorder: Recorder) -> list[str]:
@@ -207,68 +239,30 @@ class Dispatcher:
         with log_context(outbox_id=row.id, course_id=row.course_id):
             try:
                 receipt = self.transports[row.channel].send(outgoing)
-            except DeliveryError as error:
-                return self._failed(job, token, error)
             except Exception as exc:  # an unexpected bug is retried like a transient failure
-                log.exception("send crashed for outbox %s", row.id)
-                return self._failed(job, token, DeliveryError(type(exc).__name__, permanent=False))
+                if not isinstance(exc, DeliveryError):
+                    log.exception("send crashed for outbox %s", row.id)
+                    exc = DeliveryError(type(exc).__name__, permanent=False)
+                hold = lifecycle.Hold(row.id, token)  # type: ignore[arg-type]
+                return record_failure(
+                    self.engine,
+                    job,
+                    hold,
+                    exc,
+                    settings=self.settings,
+                    rng=self.rng,
+                    now=self.clock(),
+                )
             if self.after_send is not None:
                 self.after_send(row)
             recorder.sent(row.id, receipt.provider_id)  # type: ignore[arg-type]
             to = mask_contact(outgoing.to)
-            log.info("sent outbox %s (%s %s to %s)", row.id, row.channel, row.key, to)
-            return "accepted"
-
-    def _failed(self, job: Job, token: str, error: DeliveryError) -> str:
-        """Decide what a failed send means, then write it once."""
-        row, now = job.row, self.clock()
-        hold = lifecycle.Hold(row.id, token)  # type: ignore[arg-type]
-        log.warning("outbox %s: %s send failed: %s", row.id, row.channel, error.reason)
-        with session_scope(self.engine) as session:
-            if error.failure == Failure.opted_out:
-                return self._opted_out(session, job, hold, error, now)
-            decision = retry.next_attempt(
-                attempts=row.attempts + 1,
-                error=error,
-                now=now,
-                expires_at=row.expires_at,
-                rng=self.rng,
-                base=self.settings.retry_base_seconds,
-                cap=self.settings.retry_cap_seconds,
-                max_attempts=self.settings.max_attempts,
+            log.info(
+                "sent outbox %s (%s %s to %s, %s)",
+                row.id,
+                row.channel,
+                row.key,
+                to,
+                receipt.provider_id,
             )
-            if isinstance(decision, retry.RetryAt):
-                done = lifecycle.retry(session, hold, at=decision.at, reason=error.reason, now=now)
-                outcome = "retried"
-            elif decision.expired:
-                done = lifecycle.expire(
-                    session, hold, reason=decision.reason, now=now, attempted=True
-                )
-                outcome = "expired"
-            else:
-                done = lifecycle.fail(session, hold, reason=decision.reason, now=now)
-                outcome = "failed"
-            return outcome if done else "lost"
-
-    def _opted_out(
-        self, session: Session, job: Job, hold: lifecycle.Hold, error: DeliveryError, now: datetime
-    ) -> str:
-        """The provider says the patient unsubscribed: their STOP, reported late."""
-        channel = Channel(job.row.channel)
-        if channel == Channel.sms:
-            done = lifecycle.suppress(session, hold, reason=error.reason, now=now, attempted=True)
-        else:
-            done = lifecycle.fail(session, hold, reason=error.reason, now=now)
-        if not done:
-            return "lost"
-        patient = session.get(Patient, job.patient.id)
-        assert patient is not None
-        opt_out(
-            session,
-            patient=patient,
-            channel=channel,
-            source="provider",
-            now=now,
-            detail=error.reason,
-        )
-        return "suppressed" if channel == Channel.sms else "failed"
+            return "accepted"

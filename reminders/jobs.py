@@ -14,6 +14,14 @@ from reminders.channels.base import OutgoingMessage
 from reminders.models import Channel, Clinic, Course, Message, MessageStatus, Patient
 from reminders.timing import to_local, zone
 
+# How a tick's report names each way a row can end before a send.
+SETTLED_AS = {
+    MessageStatus.cancelled: "cancelled",
+    MessageStatus.suppressed: "suppressed",
+    MessageStatus.expired: "expired",
+    MessageStatus.failed: "failed",
+    MessageStatus.pending: "deferred",
+}
 REACHED = (MessageStatus.sent.value, MessageStatus.delivered.value, MessageStatus.undelivered.value)
 
 
@@ -77,3 +85,33 @@ def courses_with_sms(session: Session, courses: Collection[int | None]) -> set[i
         .distinct()
     )
     return {course_id for (course_id,) in rows}
+
+
+@dataclass
+class TickReport:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    deferred: int = 0
+    expired: int = 0
+    suppressed: int = 0
+    cancelled: int = 0
+    lost: int = 0
+
+    def add(self, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+
+@dataclass
+class Batch:
+    """One claimed batch, decided: what to send, and what it carries into the next batch."""
+
+    token: str
+    claimed: int
+    jobs: list[Job]  # to send, composed
+    settled: list[tuple[int, MessageStatus, str, datetime | None]]  # recorded already
+    # Per patient, the local day each message reached them lately or is being sent in this
+    # batch; and the courses whose first SMS went out or goes in this batch.
+    reached: dict[int, dict[str, date]]
+    sms_started: set[int]

@@ -24,6 +24,7 @@ _GSM7_BASIC = frozenset(
 )
 # Extension table: each character travels as ESC + code, so it costs two septets.
 _GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+_GSM7 = _GSM7_BASIC | _GSM7_EXTENSION
 _WHITESPACE = re.compile(r"\s+")
 # Typographic punctuation that word processors and phones put into names, and its GSM-7 form.
 _TYPOGRAPHIC = str.maketrans(
@@ -90,11 +91,19 @@ class Segments:
 
 def count_segments(text: str) -> Segments:
     """Count the SMS segments of a text; one character outside GSM-7 makes all of it UCS-2."""
+    # Counted on every message sent: the common cases are worked out without a loop.
     if is_gsm7(text):
+        escapes = sum(text.count(char) for char in _GSM7_EXTENSION)
+        units = len(text) + escapes
+        if units <= 160 or not escapes:
+            return Segments("GSM-7", 1 if units <= 160 else -(-units // 153), units)
         widths = [2 if char in _GSM7_EXTENSION else 1 for char in text]
-        return Segments("GSM-7", _pack(widths, single=160, multi=153), sum(widths))
+        return Segments("GSM-7", _pack(widths, single=160, multi=153), units)
+    units = len(text.encode("utf-16-le")) // 2
+    if units <= 70 or units == len(text):  # no surrogate pair to keep whole
+        return Segments("UCS-2", 1 if units <= 70 else -(-units // 67), units)
     widths = [len(char.encode("utf-16-le")) // 2 for char in text]
-    return Segments("UCS-2", _pack(widths, single=70, multi=67), sum(widths))
+    return Segments("UCS-2", _pack(widths, single=70, multi=67), units)
 
 
 def _pack(widths: list[int], *, single: int, multi: int) -> int:
@@ -183,7 +192,7 @@ def rotate(items: Sequence[Any], params: Mapping[str, Any]) -> Any:
 
 def is_gsm7(text: str) -> bool:
     """Whether every character of `text` has a GSM-7 code (so an SMS of it is not UCS-2)."""
-    return all(char in _GSM7_BASIC or char in _GSM7_EXTENSION for char in text)
+    return _GSM7.issuperset(text)
 
 
 def one_line(text: str) -> str:
@@ -196,6 +205,9 @@ def template_environment(path: Path) -> Environment:
     HTML (only) is escaped, and block tags leave no blank lines behind."""
     return Environment(
         loader=FileSystemLoader(path),
+        # Templates are read once: a changed file takes effect when the process restarts (as
+        # the care plan does), and no render pays for a look at the file's date.
+        auto_reload=False,
         undefined=StrictUndefined,
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         trim_blocks=True,

@@ -82,15 +82,20 @@ def plan_pass(runtime: Runtime, now: datetime) -> int:
 
 def send_due(runtime: Runtime, dispatcher: Dispatcher | None = None) -> TickReport:
     """One planner pass and dispatch ticks until nothing due is left to claim."""
+    own = dispatcher is None
     dispatcher = dispatcher or make_dispatcher(runtime)
     plan_pass(runtime, dispatcher.clock())
     total = TickReport()
-    while True:
-        report = dispatcher.tick()
-        for name, value in vars(report).items():
-            setattr(total, name, getattr(total, name) + value)
-        if report.claimed < runtime.settings.batch_size:
-            return total
+    try:
+        while True:
+            report = dispatcher.tick()
+            for name, value in vars(report).items():
+                setattr(total, name, getattr(total, name) + value)
+            if report.claimed < runtime.settings.batch_size:
+                return total
+    finally:
+        if own:
+            dispatcher.close()
 
 
 def replies_pass(runtime: Runtime, now: datetime) -> int:
@@ -210,5 +215,6 @@ def run(runtime: Runtime) -> None:
     scheduler.start()
     for closer in closers:
         closer.join(timeout=SHUTDOWN_GRACE_SECONDS)
+    dispatcher.close()
     forget_worker(runtime, dispatcher.worker_id)
     log.info("worker %s stopped", dispatcher.worker_id)

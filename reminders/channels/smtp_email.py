@@ -216,7 +216,8 @@ class SmtpEmail:
                 "permanent" if error.permanent else "will retry",
             )
             raise
-        log.info("email accepted for %s (outbox %s)", mask_email(message.to), message.outbox_id)
+        # The dispatcher logs the send at INFO: one line a message is enough.
+        log.debug("email accepted for %s (outbox %s)", mask_email(message.to), message.outbox_id)
         return Receipt(provider_id=message.message_id_header)
 
     def _transmit(self, to: str, data: bytes) -> None:

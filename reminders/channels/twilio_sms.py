@@ -200,7 +200,8 @@ class TwilioSMS:
             # ValueError: an answer that is not Twilio's JSON, e.g. a proxy's error page.
             error = DeliveryError(f"twilio error {type(exc).__name__}", permanent=False)
         else:
-            log.info(
+            # The dispatcher logs the send at INFO: one line a message is enough.
+            log.debug(
                 "sms accepted for %s (outbox %s, %s)",
                 mask_phone(message.to),
                 message.outbox_id,
