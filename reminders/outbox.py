@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import update
 from sqlmodel import Session, col, select
@@ -94,16 +94,21 @@ class Materialized:
 
 
 def plan_for(
-    session: Session, *, course: Course, careplan: CarePlan, now: datetime
+    session: Session,
+    *,
+    course: Course,
+    careplan: CarePlan,
+    now: datetime,
+    horizon: timedelta | None = None,
 ) -> tuple[Plan, list[Message]]:
-    """The course's plan as of `now`, and its outbox rows."""
+    """The course's plan and its outbox rows: the whole course's, or what `horizon` needs."""
     patient = session.get(Patient, course.patient_id)
     assert patient is not None
     clinic = session.get(Clinic, patient.clinic_id)
     assert clinic is not None
     events = session.exec(select(CourseEvent).where(CourseEvent.course_id == course.id)).all()
     rows = list(session.exec(select(Message).where(Message.course_id == course.id)).all())
-    return _plan(careplan, course, patient, clinic, list(events), rows, now), rows
+    return _plan(careplan, course, patient, clinic, list(events), rows, now, horizon), rows
 
 
 def _plan(
@@ -114,14 +119,28 @@ def _plan(
     events: list[CourseEvent],
     rows: list[Message],
     now: datetime,
+    horizon: timedelta | None,
 ) -> Plan:
-    return cached_plan(
-        careplan,
-        facts_for(course, events, patient.timezone),
-        rules_for(clinic, patient),
-        history_of(rows),
-        now if course.plan_from is None else None,
+    """The plan as far as the horizon and every open row need it.
+
+    A row still open whose message moved beyond the limited plan's reach asks for the whole
+    course (only after a change to the course), so a limited plan never cancels what the
+    whole plan would have kept.
+    """
+    facts = facts_for(course, events, patient.timezone)
+    rules = rules_for(clinic, patient)
+    history = history_of(rows)
+    planned_at = now if course.plan_from is None else None
+    if horizon is None:
+        return cached_plan(careplan, facts, rules, history, planned_at, None)
+    open_rows = [row for row in rows if row.status in OPEN_STATUSES]
+    last = max([now + horizon, *(as_utc(row.due_at) for row in open_rows)])
+    plan = cached_plan(
+        careplan, facts, rules, history, planned_at, to_local(last, rules.timezone).date()
     )
+    if plan.reach is not None and {row.key for row in open_rows} - {m.key for m in plan.messages}:
+        plan = cached_plan(careplan, facts, rules, history, planned_at, None)
+    return plan
 
 
 def cached_plan(
@@ -130,12 +149,20 @@ def cached_plan(
     rules: Rules,
     history: History,
     now: datetime | None,
+    until: date | None,
 ) -> Plan:
     """plan_course, remembered: courses that start together in one zone share their plan."""
-    key = (id(careplan), facts, rules, history, now)
+    key = (id(careplan), facts, rules, history, now, until)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = plan_course(plan=careplan, course=facts, rules=rules, history=history, now=now)  # type: ignore[arg-type]
+        plan = plan_course(
+            plan=careplan,
+            course=facts,
+            rules=rules,
+            history=history,
+            now=now,  # type: ignore[arg-type]  # None only when the course has its plan_from
+            until=until,
+        )
         if len(_PLANS) >= _PLANS_MAX:
             _PLANS.pop(next(iter(_PLANS)))
         _PLANS[key] = plan
@@ -198,6 +225,7 @@ def changes_for(
         course.last_dose_date is not None
         and course.status == CourseStatus.active
         and not plan.messages
+        and plan.reach is None
         and not any(row.status == MessageStatus.pending for row in rows)
     )
     return Changes(values, stale, completed)  # type: ignore[arg-type]
@@ -216,7 +244,7 @@ def materialize(
     Only pending (or cancelled) rows are ever rewritten, in the statement itself, so a row a
     worker claimed or sent in the meantime is never touched and never duplicated.
     """
-    plan, rows = plan_for(session, course=course, careplan=careplan, now=now)
+    plan, rows = plan_for(session, course=course, careplan=careplan, now=now, horizon=horizon)
     patient = session.get(Patient, course.patient_id)
     assert patient is not None
     changes = changes_for(
@@ -268,7 +296,8 @@ def materialize_many(
     for course in courses:
         patient, clinic = people[course.patient_id]
         own = rows.get(course.id, [])  # type: ignore[arg-type]
-        plan = _plan(careplan, course, patient, clinic, events.get(course.id, []), own, now)  # type: ignore[arg-type]
+        dated = events.get(course.id, [])  # type: ignore[arg-type]
+        plan = _plan(careplan, course, patient, clinic, dated, own, now, horizon)
         changes = changes_for(
             plan=plan, course=course, patient=patient, rows=own, now=now, horizon=horizon
         )
