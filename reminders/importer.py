@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from reminders.audit import Actor, record
 from reminders.db import read_scope, session_scope
-from reminders.models import Clinic, Course
+from reminders.models import Clinic
 from reminders.outbox import materialize_many
 from reminders.services import Context, get_clinic
 from reminders.services.patients import (
@@ -307,16 +307,9 @@ def _plan(engine: Engine, course_ids: list[int], *, ctx: Context) -> None:
     for start in range(0, len(course_ids), PLAN_BATCH):
         try:
             with session_scope(engine) as session:
-                courses = list(
-                    session.exec(
-                        select(Course).where(
-                            col(Course.id).in_(course_ids[start : start + PLAN_BATCH])
-                        )
-                    ).all()
-                )
                 materialize_many(
                     session,
-                    courses=courses,
+                    course_ids=course_ids[start : start + PLAN_BATCH],
                     careplan=ctx.careplan,
                     now=ctx.now,
                     horizon=ctx.horizon,

@@ -6,8 +6,10 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Row, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from reminders import lifecycle
@@ -38,7 +40,7 @@ from reminders.timing import as_utc, to_local, zone
 OPEN_STATUSES = (MessageStatus.pending.value, MessageStatus.cancelled.value)
 
 
-def rules_for(clinic: Clinic, patient: Patient) -> Rules:
+def rules_for(clinic: Clinic | Row, patient: Patient | Row) -> Rules:
     return Rules(
         timezone=zone(patient.timezone),
         send_time=clinic.send_time,
@@ -49,7 +51,9 @@ def rules_for(clinic: Clinic, patient: Patient) -> Rules:
     )
 
 
-def facts_for(course: Course, events: Sequence[CourseEvent], timezone: str) -> CourseFacts:
+def facts_for(
+    course: Course | Row, events: Sequence[CourseEvent | Row], timezone: str
+) -> CourseFacts:
     """What planning reads of a course; events are dated in the patient's zone `timezone`."""
     tests = [
         PregnancyTest(taken=e.date, recorded=to_local(as_utc(e.created_at), zone(timezone)).date())
@@ -66,14 +70,14 @@ def facts_for(course: Course, events: Sequence[CourseEvent], timezone: str) -> C
     )
 
 
-def channels_for(patient: Patient) -> list[Channel]:
+def channels_for(patient: Patient | Row) -> list[Channel]:
     """The channels a patient receives on now: chosen, and not opted out of."""
     wanted = ChannelChoice(patient.channel).channels
     opted_out = {Channel.sms: patient.sms_opted_out, Channel.email: patient.email_opted_out}
     return [channel for channel in wanted if not opted_out[channel]]
 
 
-def history_of(rows: Sequence[Message]) -> History:
+def history_of(rows: Sequence[Message | Row]) -> History:
     """Rows no longer pending are history; those that reached (or may have) occupy a day."""
     done = []
     for row in rows:
@@ -113,11 +117,11 @@ def plan_for(
 
 def _plan(
     careplan: CarePlan,
-    course: Course,
-    patient: Patient,
-    clinic: Clinic,
-    events: list[CourseEvent],
-    rows: list[Message],
+    course: Course | Row,
+    patient: Patient | Row,
+    clinic: Clinic | Row,
+    events: Sequence[CourseEvent | Row],
+    rows: Sequence[Message | Row],
     now: datetime,
     horizon: timedelta | None,
 ) -> Plan:
@@ -187,9 +191,9 @@ class Changes:
 def changes_for(
     *,
     plan: Plan,
-    course: Course,
-    patient: Patient,
-    rows: list[Message],
+    course: Course | Row,
+    patient: Patient | Row,
+    rows: Sequence[Message | Row],
     now: datetime,
     horizon: timedelta,
 ) -> Changes:
@@ -267,44 +271,55 @@ def materialize(
 def materialize_many(
     session: Session,
     *,
-    courses: Sequence[Course],
+    course_ids: Sequence[int],
     careplan: CarePlan,
     now: datetime,
     horizon: timedelta,
 ) -> int:
-    """materialize() for a batch of courses, with a handful of statements for all of them."""
-    if not courses:
+    """materialize() for a batch of courses, with a handful of statements for all of them.
+
+    It reads plain rows, not model instances: a pass over many courses pays for what it plans.
+    """
+    if not course_ids:
         return 0
-    ids = [course.id for course in courses]
-    people = {
-        patient.id: (patient, clinic)
-        for patient, clinic in session.execute(
-            select(Patient, Clinic)
-            .join(Clinic, col(Clinic.id) == Patient.clinic_id)
-            .where(col(Patient.id).in_([c.patient_id for c in courses]))
-        )
+    ids = list(course_ids)
+    courses = _rows(session, Course, Course.id, ids)
+    patients = {
+        row.id: row for row in _rows(session, Patient, Patient.id, [c.patient_id for c in courses])
     }
-    events: dict[int, list[CourseEvent]] = {}
-    for event in session.exec(select(CourseEvent).where(col(CourseEvent.course_id).in_(ids))):
+    clinics = {
+        row.id: row
+        for row in _rows(session, Clinic, Clinic.id, list({p.clinic_id for p in patients.values()}))
+    }
+    events: dict[int, list[Row]] = {}
+    for event in _rows(session, CourseEvent, CourseEvent.course_id, ids):
         events.setdefault(event.course_id, []).append(event)
-    rows: dict[int, list[Message]] = {}
-    for row in session.exec(select(Message).where(col(Message.course_id).in_(ids))):
+    rows: dict[int, list[Row]] = {}
+    for row in _rows(session, Message, Message.course_id, ids):
         rows.setdefault(row.course_id, []).append(row)
     values: list[dict] = []
     stale: list[int] = []
     completed: list[int] = []
     for course in courses:
-        patient, clinic = people[course.patient_id]
-        own = rows.get(course.id, [])  # type: ignore[arg-type]
-        dated = events.get(course.id, [])  # type: ignore[arg-type]
-        plan = _plan(careplan, course, patient, clinic, dated, own, now, horizon)
+        patient = patients[course.patient_id]
+        own = rows.get(course.id, [])
+        plan = _plan(
+            careplan,
+            course,
+            patient,
+            clinics[patient.clinic_id],
+            events.get(course.id, []),
+            own,
+            now,
+            horizon,
+        )
         changes = changes_for(
             plan=plan, course=course, patient=patient, rows=own, now=now, horizon=horizon
         )
         values += changes.values
         stale += changes.stale
         if changes.completed:
-            completed.append(course.id)  # type: ignore[arg-type]
+            completed.append(course.id)
     written = lifecycle.plan(session, values) if values else 0
     if stale:
         lifecycle.cancel_pending(session, ids=stale, now=now, reason="no longer in the plan")
@@ -318,3 +333,9 @@ def materialize_many(
             .values(status=CourseStatus.completed.value, updated_at=now)
         )
     return written
+
+
+def _rows(session: Session, model: Any, key: Any, values: list[Any]) -> Sequence[Row]:
+    """The rows of `model`'s table whose `key` is one of `values`, as plain rows."""
+    table = model.__table__
+    return session.execute(sa_select(table).where(table.c[key.key].in_(values))).all()

@@ -232,17 +232,17 @@ def plan_all(session: Session, *, ctx: Context, batch: int = 500) -> int:
     written = 0
     last_id = 0
     while True:
-        courses = session.exec(
-            select(Course)
+        ids: list[int] = session.exec(
+            select(col(Course.id))
             .where(Course.status == CourseStatus.active.value, col(Course.id) > last_id)
             .where(or_(col(Course.planned_until).is_(None), col(Course.planned_until) < due))
             .order_by(col(Course.id))
             .limit(batch)
-        ).all()
-        if not courses:
+        ).all()  # type: ignore[assignment]  # the primary key is never None in a row
+        if not ids:
             return written
         written += materialize_many(
-            session, courses=courses, careplan=ctx.careplan, now=ctx.now, horizon=ctx.horizon
+            session, course_ids=ids, careplan=ctx.careplan, now=ctx.now, horizon=ctx.horizon
         )
-        last_id = courses[-1].id  # type: ignore[assignment]
+        last_id = ids[-1]
         session.commit()
