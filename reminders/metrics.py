@@ -33,6 +33,7 @@ from reminders.models import (
     ReplyState,
     WorkerHeartbeat,
 )
+from reminders.services.replies import overdue_replies
 
 log = logging.getLogger(__name__)
 
@@ -261,8 +262,6 @@ class BacklogCollector(Collector):
 
 def backlog_families(session: Session, *, now: datetime) -> Iterator[Metric]:
     """The backlog gauges: rows by state, due, overdue, unknown, failed today, replies, workers."""
-    # Imported here: services imports half the service, and the worker never needs this.
-    from reminders.services import overdue_replies
 
     def gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
         return GaugeMetricFamily(name, documentation, value=value)

@@ -9,8 +9,10 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from typer.testing import CliRunner
 
-from reminders.config import ConfigError, Settings
+from reminders.cli import app as cli
+from reminders.config import ConfigError, Settings, get_settings
 from reminders.dispatch import Dispatcher
 from reminders.metrics import WorkerMetrics
 from reminders.metrics_http import MetricsServer, worker_metrics_server
@@ -150,3 +152,21 @@ def test_a_taken_port_is_refused_naming_the_setting(worker) -> None:
 def test_each_dispatcher_has_a_registry_of_its_own(runtime) -> None:
     first, second = make_dispatcher(runtime), make_dispatcher(runtime)
     assert first.metrics.registry is not second.metrics.registry
+
+
+def test_the_worker_command_without_a_metrics_token_stops_in_one_line(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'worker.db'}")
+    monkeypatch.setenv("SECRET_KEY", "worker-metrics-secret-for-tests")
+    monkeypatch.setenv("WORKER_METRICS_PORT", "9109")
+    monkeypatch.delenv("METRICS_TOKEN", raising=False)
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli, ["worker"], catch_exceptions=False)
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert result.stderr.strip() == (
+        "error: WORKER_METRICS_PORT: needs METRICS_TOKEN set (the scrape's bearer token)"
+    )
