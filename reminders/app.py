@@ -11,6 +11,8 @@ from reminders.api.imports import HARD_LIMIT_BYTES
 from reminders.api.limits import BodyLimit
 from reminders.config import get_settings
 from reminders.headers import SecurityHeaders
+from reminders.metrics import WebMetrics
+from reminders.metrics_http import RequestMetrics
 from reminders.runtime import Runtime
 
 MAX_BODY_BYTES = 64 * 1024
@@ -48,11 +50,17 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         ],
     )
     app.state.runtime = runtime
+    # This app's own registry: request counts, sign-ins, and the backlog read at each scrape.
+    app.state.metrics = WebMetrics(
+        lambda: app.state.runtime.engine if app.state.runtime is not None else None
+    )
     # JSON bodies and Twilio's forms are a few kilobytes; only imports carry a file.
     uploads = {"/v1/imports": HARD_LIMIT_BYTES, web.IMPORT_PATH: HARD_LIMIT_BYTES}
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES, paths=uploads)
     # Outermost, so that refusals by the body limit and error pages carry the headers too.
     app.add_middleware(SecurityHeaders, https=settings.https)
+    # Outside everything: refusals and errors are counted with the rest.
+    app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     errors.install(app)
     app.include_router(clinic.router)
     app.include_router(replies.router)

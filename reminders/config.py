@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # SECRET_KEY, for a trial on a workstation; anything else needs a real key.
     reminders_env: Literal["production", "development"] = "production"
     metrics_token: SecretStr | None = None
+    # The worker's own /metrics (off unless a port is given; 0 takes any free port, logged).
+    worker_metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
     api_docs: bool = False
 
     session_idle_minutes: float = Field(default=30.0, gt=0)

@@ -40,6 +40,7 @@ from reminders.jobs import (
     reached_recently,
 )
 from reminders.logs import log_context
+from reminders.metrics import WorkerMetrics
 from reminders.models import Channel, Message, MessageStatus
 from reminders.privacy import mask_contact
 from reminders.recorder import Recorder
@@ -62,6 +63,7 @@ class Dispatcher:
     after_send: Callable[[Message], None] | None = None
     rng: random.Random = field(default_factory=random.Random)
     stopping: Callable[[], bool] = lambda: False
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
     # Kept from tick to tick: the sending threads, and (in the transports) their connections.
     _senders: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
     _ahead: ThreadPoolExecutor | None = field(default=None, init=False, repr=False)
@@ -118,6 +120,7 @@ class Dispatcher:
             ids = lifecycle.claim(
                 session, now=now, limit=size, lease_until=lease_until, token=token
             )
+        self.metrics.claimed.set(len(ids))
         if not ids:
             return Batch(token, 0, [], [], {}, set())
         with read_scope(self.engine) as session:
@@ -132,6 +135,7 @@ class Dispatcher:
         to_send, settled = self._decide(jobs, reached, sms_started, now=now)
         with session_scope(self.engine) as session:
             lifecycle.settle_many(session, token=token, outcomes=settled, now=now)
+        self.metrics.settled(jobs, settled)
         return Batch(token, len(ids), to_send, settled, reached, sms_started)
 
     def _decide(
@@ -229,6 +233,7 @@ class Dispatcher:
                         now=self.clock(),
                     )
                 outcomes.append("deferred")
+                self.metrics.outcome(job.row.channel, "deferred")
                 continue
             outcomes.append(self._send_one(job, token, recorder))
         return outcomes
@@ -238,13 +243,14 @@ class Dispatcher:
         assert outgoing is not None
         with log_context(outbox_id=row.id, course_id=row.course_id):
             try:
-                receipt = self.transports[row.channel].send(outgoing)
+                with self.metrics.provider_request(row.channel):
+                    receipt = self.transports[row.channel].send(outgoing)
             except Exception as exc:  # an unexpected bug is retried like a transient failure
                 if not isinstance(exc, DeliveryError):
                     log.exception("send crashed for outbox %s", row.id)
-                    exc = DeliveryError(type(exc).__name__, permanent=False)
+                    exc = DeliveryError(type(exc).__name__, permanent=False, code="crash")
                 hold = lifecycle.Hold(row.id, token)  # type: ignore[arg-type]
-                return record_failure(
+                outcome = record_failure(
                     self.engine,
                     job,
                     hold,
@@ -253,6 +259,9 @@ class Dispatcher:
                     rng=self.rng,
                     now=self.clock(),
                 )
+                self.metrics.failed_send(row.channel, exc, outcome)
+                return outcome
+            self.metrics.accepted(row, now=self.clock())
             if self.after_send is not None:
                 self.after_send(row)
             recorder.sent(row.id, receipt.provider_id)  # type: ignore[arg-type]

@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from reminders import counters
 from reminders.clock import as_utc
 from reminders.models import SignInAttempt
 from reminders.privacy import mask_email
@@ -96,8 +95,6 @@ def check(session: Session, *, account: str, address: str, now: datetime) -> Ver
     if not refused:
         return ALLOWED
     verdict = max(refused, key=lambda v: (v.locked, v.wait))
-    if verdict.locked:
-        counters.increment(counters.SIGN_IN_LOCKOUTS)
     log.warning(
         "sign-in for %s from %s refused: %s for %d s",
         mask_email(account) or "(no email)",
@@ -116,7 +113,6 @@ def note(session: Session, *, account: str, address: str, succeeded: bool, now: 
             delete(SignInAttempt).where(col(SignInAttempt.account) == account)  # type: ignore[call-overload]
         )
     else:
-        counters.increment(counters.SIGN_IN_FAILURES)
         log.warning("sign-in for %s from %s failed", mask_email(account) or "(no email)", address)
     session.add(
         SignInAttempt(account=account[:254], address=address[:64], succeeded=succeeded, at=now)

@@ -8,6 +8,7 @@ import random
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,8 @@ from reminders.channels.registry import build_transports, email_transport
 from reminders.db import is_postgres, session_scope
 from reminders.dispatch import Dispatcher, TickReport
 from reminders.logs import bind_worker
+from reminders.metrics import WorkerMetrics
+from reminders.metrics_http import MetricsServer
 from reminders.models import Message, WorkerHeartbeat
 from reminders.notices import send_reply_notices
 from reminders.recovery import reap
@@ -42,8 +45,11 @@ REPLIES_INTERVAL_SECONDS = 60
 UNAPPLIED_AFTER = timedelta(minutes=1)
 
 
-def make_dispatcher(runtime: Runtime, *, worker_id: str | None = None) -> Dispatcher:
+def make_dispatcher(
+    runtime: Runtime, *, worker_id: str | None = None, metrics: WorkerMetrics | None = None
+) -> Dispatcher:
     return Dispatcher(
+        metrics=metrics or WorkerMetrics(),
         engine=runtime.engine,
         settings=runtime.settings,
         careplan=runtime.careplan,
@@ -70,11 +76,14 @@ def _crash_hook() -> Callable[[Message], None] | None:
     return crash
 
 
-def plan_pass(runtime: Runtime, now: datetime) -> int:
+def plan_pass(runtime: Runtime, now: datetime, *, metrics: WorkerMetrics | None = None) -> int:
     """Materialize the coming messages of every active course (idempotent), then erase the
     patients whose clinic's retention period ran out."""
+    started = time.perf_counter()
     with session_scope(runtime.engine) as session:
         planned = plan_all(session, ctx=runtime.context(now))
+    if metrics is not None:
+        metrics.planner_pass(rows=planned, seconds=time.perf_counter() - started)
     with session_scope(runtime.engine) as session:
         apply_retention(session, now=now)
     return planned
@@ -84,7 +93,7 @@ def send_due(runtime: Runtime, dispatcher: Dispatcher | None = None) -> TickRepo
     """One planner pass and dispatch ticks until nothing due is left to claim."""
     own = dispatcher is None
     dispatcher = dispatcher or make_dispatcher(runtime)
-    plan_pass(runtime, dispatcher.clock())
+    plan_pass(runtime, dispatcher.clock(), metrics=dispatcher.metrics)
     total = TickReport()
     try:
         while True:
@@ -147,12 +156,20 @@ def forget_worker(runtime: Runtime, worker_id: str) -> None:
         )
 
 
-def run(runtime: Runtime) -> None:
-    """Run until SIGTERM or SIGINT; in-flight sends are finished or released, then exit."""
+def run(
+    runtime: Runtime,
+    *,
+    metrics: WorkerMetrics | None = None,
+    metrics_server: MetricsServer | None = None,
+) -> None:
+    """Run until SIGTERM or SIGINT; in-flight sends are finished or released, then exit.
+
+    `metrics_server` (serving `metrics`) is closed when the worker stops."""
     stopping = threading.Event()
-    dispatcher = make_dispatcher(runtime)
+    dispatcher = make_dispatcher(runtime, metrics=metrics)
     dispatcher.stopping = stopping.is_set
     bind_worker(dispatcher.worker_id)
+    metrics = dispatcher.metrics
     clock = dispatcher.clock
     started = clock()
     settings = runtime.settings
@@ -168,17 +185,19 @@ def run(runtime: Runtime) -> None:
             return
         report = dispatcher.tick()
         heartbeat(runtime, dispatcher.worker_id, started, now=clock(), ticked=True)
+        metrics.last_tick.set_to_current_time()
+        metrics.heartbeat.set_to_current_time()
         if report.claimed:
             log.info("tick: %s", {k: v for k, v in vars(report).items() if v})
 
     def plan_job() -> None:
         if not stopping.is_set():
-            written = plan_pass(runtime, clock())
+            written = plan_pass(runtime, clock(), metrics=metrics)
             log.info("planner: %d outbox rows planned", written)
 
     def reap_job() -> None:
         if not stopping.is_set():
-            reap(runtime, dispatcher)
+            metrics.reaped.inc(reap(runtime, dispatcher))
 
     def replies_job() -> None:
         if not stopping.is_set():
@@ -216,5 +235,7 @@ def run(runtime: Runtime) -> None:
     for closer in closers:
         closer.join(timeout=SHUTDOWN_GRACE_SECONDS)
     dispatcher.close()
+    if metrics_server is not None:
+        metrics_server.close()
     forget_worker(runtime, dispatcher.worker_id)
     log.info("worker %s stopped", dispatcher.worker_id)

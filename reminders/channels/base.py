@@ -61,6 +61,7 @@ class DeliveryError(Exception):
         opted_out: bool = False,
         unreachable: bool = False,
         retry_after: float | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -71,6 +72,9 @@ class DeliveryError(Exception):
         self.unreachable = unreachable
         # Seconds the provider asked us to wait (HTTP Retry-After).
         self.retry_after = retry_after
+        # The provider's error code, or a short word for a failure on the way ("timeout"):
+        # a bounded value, the label of reminders_provider_errors_total.
+        self.code = code
 
     @property
     def failure(self) -> Failure:

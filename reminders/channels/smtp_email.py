@@ -145,6 +145,7 @@ class SmtpEmail:
                 raise DeliveryError(
                     "SMTP server does not offer STARTTLS; refusing to send credentials",
                     permanent=False,
+                    code="starttls",
                 )
             if server.username and server.password:
                 conn.login(server.username, server.password)
@@ -202,7 +203,7 @@ class SmtpEmail:
         except (ValueError, TypeError) as exc:
             # A header with a line break or an unusable address: the same input fails again.
             raise DeliveryError(
-                f"email not buildable: {type(exc).__name__}", permanent=True
+                f"email not buildable: {type(exc).__name__}", permanent=True, code="unbuildable"
             ) from None
         self.limiter.acquire()
         try:
@@ -257,10 +258,13 @@ class SmtpEmail:
                 f"SMTP {exc.smtp_code} authentication failed, check the user and password "
                 "in SMTP_URL",
                 permanent=False,
+                code=str(exc.smtp_code),
             ) from None
         except smtplib.SMTPNotSupportedError:
             self._forget(conn)
-            raise DeliveryError("SMTP server does not support AUTH", permanent=False) from None
+            raise DeliveryError(
+                "SMTP server does not support AUTH", permanent=False, code="auth"
+            ) from None
         except smtplib.SMTPDataError as exc:
             # DATA itself refused, before any content went out.
             self._reset(conn)
@@ -269,12 +273,14 @@ class SmtpEmail:
             # The greeting, EHLO or STARTTLS refused, or a 421 "closing connection": the
             # server's state, not the recipient's, so never a reason to give a message up.
             self._forget(conn)
-            raise DeliveryError(f"SMTP {exc.smtp_code} while connecting", permanent=False) from None
+            raise DeliveryError(
+                f"SMTP {exc.smtp_code} while connecting", permanent=False, code=str(exc.smtp_code)
+            ) from None
         except (smtplib.SMTPException, ssl.SSLError, OSError) as exc:
             # Refused, reset, timed out, TLS failure, or hung up: all worth another try.
             self._forget(conn)
             raise DeliveryError(
-                f"SMTP connection error: {type(exc).__name__}", permanent=False
+                f"SMTP connection error: {type(exc).__name__}", permanent=False, code="connection"
             ) from None
 
     def _reset(self, conn: smtplib.SMTP | None) -> None:
@@ -303,10 +309,11 @@ def _reply_error(stage: str, code: int, reply: bytes | str) -> DeliveryError:
     enhanced = match.group(1) if match else ""
     # Only the codes go into the reason: reply texts often quote the address.
     reason = " ".join(part for part in ("SMTP", str(code), enhanced, "at", stage) if part)
+    named = enhanced or str(code)
     if 400 <= code < 500:
-        return DeliveryError(reason, permanent=False)
+        return DeliveryError(reason, permanent=False, code=named)
     if code == 550 and enhanced == "5.1.1":
-        return DeliveryError(reason, permanent=True, unreachable=True)
+        return DeliveryError(reason, permanent=True, unreachable=True, code=named)
     if 500 <= code < 600:
-        return DeliveryError(reason, permanent=True)
-    return DeliveryError(reason, permanent=False)
+        return DeliveryError(reason, permanent=True, code=named)
+    return DeliveryError(reason, permanent=False, code=named)

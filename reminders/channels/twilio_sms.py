@@ -193,12 +193,14 @@ class TwilioSMS:
         except (TwilioRestException, TwilioServiceException) as exc:
             error = _classify(exc.status, exc.code, http.last_headers)
         except requests.Timeout:
-            error = DeliveryError("twilio timeout", permanent=False)
+            error = DeliveryError("twilio timeout", permanent=False, code="timeout")
         except requests.ConnectionError:
-            error = DeliveryError("twilio connection error", permanent=False)
+            error = DeliveryError("twilio connection error", permanent=False, code="connection")
         except (requests.RequestException, TwilioException, ValueError) as exc:
             # ValueError: an answer that is not Twilio's JSON, e.g. a proxy's error page.
-            error = DeliveryError(f"twilio error {type(exc).__name__}", permanent=False)
+            error = DeliveryError(
+                f"twilio error {type(exc).__name__}", permanent=False, code="other"
+            )
         else:
             # The dispatcher logs the send at INFO: one line a message is enough.
             log.debug(
@@ -251,12 +253,15 @@ def _classify(status: int | None, code: int | None, headers: dict[str, str]) -> 
     status = int(status or 0)
     code = int(code or status)
     where = f"twilio {code} (HTTP {status})"
+    named = str(code)
     if code == _OPTED_OUT:
-        return DeliveryError(f"{where}: recipient unsubscribed", permanent=True, opted_out=True)
+        return DeliveryError(
+            f"{where}: recipient unsubscribed", permanent=True, opted_out=True, code=named
+        )
     if status == 429 or code == _TOO_MANY_REQUESTS or status >= 500:
         label = "rate limited" if status == 429 or code == _TOO_MANY_REQUESTS else "server error"
         return DeliveryError(
-            f"{where}: {label}", permanent=False, retry_after=_retry_after(headers)
+            f"{where}: {label}", permanent=False, retry_after=_retry_after(headers), code=named
         )
     if status == 401 or code == _AUTHENTICATE:
         # Bad or rotated credentials say nothing about the recipient: failing every due
@@ -264,8 +269,9 @@ def _classify(status: int | None, code: int | None, headers: dict[str, str]) -> 
         return DeliveryError(
             f"{where}: authentication failed, check TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN",
             permanent=False,
+            code=named,
         )
-    return DeliveryError(f"{where}: {_PERMANENT.get(code, 'rejected')}", permanent=True)
+    return DeliveryError(f"{where}: {_PERMANENT.get(code, 'rejected')}", permanent=True, code=named)
 
 
 def _retry_after(headers: dict[str, str]) -> float | None:

@@ -41,14 +41,19 @@ def send_due_command() -> None:
 def worker() -> None:
     """Run the background worker (planner, dispatcher, reaper) until SIGTERM."""
     from reminders.channels.registry import build_transports
+    from reminders.metrics import WorkerMetrics
+    from reminders.metrics_http import worker_metrics_server
     from reminders.worker import run
 
     rt = runtime()
+    metrics = WorkerMetrics()
     with clear_errors():
         require_secret_key(rt.settings)
         build_transports(rt.settings)  # a missing provider setting stops the start, clearly
+        # Before anything else runs, so a missing token or a port taken stops the start.
+        server = worker_metrics_server(rt.settings, metrics.registry)
     init_error_reports(rt.settings, process="worker")
-    run(rt)
+    run(rt, metrics=metrics, metrics_server=server)
 
 
 @app.command()

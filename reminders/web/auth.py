@@ -14,6 +14,7 @@ from reminders import throttle
 from reminders.audit import Actor, record
 from reminders.db import session_scope
 from reminders.deps import AddressDep, NowDep, RuntimeDep
+from reminders.metrics import WebMetrics
 from reminders.models import StaffUser
 from reminders.runtime import Runtime
 from reminders.sessions import (
@@ -49,6 +50,15 @@ NOTICES = {
     "everywhere": "You are signed out on every device.",
     "expired": "Your session ended. Sign in again.",
 }
+
+
+def _count(request: Request, verdict: Verdict, *, passed: bool) -> None:
+    """Count a sign-in refused by a lockout, or a password or code that was not right."""
+    metrics: WebMetrics = request.app.state.metrics
+    if verdict.locked:
+        metrics.sign_in_lockouts.inc()
+    elif verdict.allowed and not passed:
+        metrics.sign_in_failures.inc()
 
 
 def _refusal(verdict: Verdict) -> str:
@@ -141,6 +151,7 @@ def sign_in_submit(
             token = _start_session(session, rt, visit, user, address=address, now=now)
             if user.totp_secret is None:
                 _audit_sign_in(session, user, address=address, now=now)
+    _count(request, verdict, passed=user is not None)
     if not verdict.allowed:
         return _sign_in_page(
             request, email=email, error=_refusal(verdict), next_page=next_page, code=429
@@ -205,6 +216,7 @@ def code_submit(
                 now=now,
             )
             _audit_sign_in(session, user, address=address, now=now)
+    _count(request, verdict, passed=passed)
     if not verdict.allowed:
         return _code_page(request, error=_refusal(verdict), code=429)
     if new_token is None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import logging
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,19 +20,62 @@ from reminders.config import get_settings
 from reminders.db import make_engine, session_scope
 from reminders.models import StaffUser
 from reminders.services import create_clinic
-from reminders.staff import authenticate, create_staff, hash_password, verify_password
+from reminders.staff import (
+    authenticate,
+    create_staff,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
 from reminders.validation import InvalidInput
 
 PASSWORD = "correct horse battery staple"
 
 
-def test_a_password_hash_is_salted_and_verifies_only_the_same_password() -> None:
+def test_a_password_hash_is_salted_argon2id_and_verifies_only_the_same_password() -> None:
     first, second = hash_password(PASSWORD), hash_password(PASSWORD)
-    assert first != second and first.startswith("scrypt$")
+    assert first != second and first.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     assert PASSWORD not in first
     assert verify_password(PASSWORD, first) and verify_password(PASSWORD, second)
     assert not verify_password(PASSWORD + "!", first)
+    assert not verify_password(PASSWORD, "$argon2id$damaged")
     assert not verify_password(PASSWORD, "scrypt$damaged")
+    assert not needs_rehash(first)
+
+
+def scrypt_hash(password: str) -> str:
+    """A hash as the service stored them before argon2id: `scrypt$n$r$p$salt$hash`."""
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=2**14, r=8, p=1, dklen=32)
+    encoded = (base64.b64encode(part).decode() for part in (salt, digest))
+    return "scrypt$16384$8$1$" + "$".join(encoded)
+
+
+def test_an_old_scrypt_hash_signs_in_and_is_replaced_by_an_argon2id_one(engine: Engine) -> None:
+    clinic_id = _clinic(engine)
+    with session_scope(engine) as session:
+        user = create_staff(
+            session,
+            clinic_id=clinic_id,
+            email="sam@riverside.example",
+            password=PASSWORD,
+            now=utcnow(),
+        )
+        user.password_hash = old = scrypt_hash(PASSWORD)
+        session.add(user)
+    assert verify_password(PASSWORD, old) and not verify_password("wrong " + PASSWORD, old)
+    with session_scope(engine) as session:
+        assert authenticate(session, email="sam@riverside.example", password="wrong") is None
+    assert staff_in(engine)[0].password_hash == old  # a wrong password changes nothing
+    with session_scope(engine) as session:
+        assert authenticate(session, email="sam@riverside.example", password=PASSWORD)
+    [user] = staff_in(engine)
+    assert user.password_hash.startswith("$argon2id$") and verify_password(
+        PASSWORD, user.password_hash
+    )
+    with session_scope(engine) as session:
+        assert authenticate(session, email="sam@riverside.example", password=PASSWORD)
+    assert staff_in(engine)[0].password_hash == user.password_hash  # once is enough
 
 
 def _clinic(engine: Engine) -> int:
