@@ -199,6 +199,8 @@ def changes_for(
         and course.status == CourseStatus.active
         and not plan.messages
         and not any(row.status == MessageStatus.pending for row in rows)
+        # A message held for an unreachable contact may still go out once it is fixed.
+        and not any(row.status == MessageStatus.held and row.expires_at > now for row in rows)
     )
     return Changes(values, stale, completed)  # type: ignore[arg-type]
 
