@@ -11,6 +11,7 @@ from reminders.audit import Actor, record
 from reminders.cli.base import (
     Format,
     FormatOption,
+    app,
     clear_errors,
     emit,
     fail,
@@ -18,7 +19,8 @@ from reminders.cli.base import (
     runtime,
 )
 from reminders.clock import utcnow
-from reminders.db import session_scope
+from reminders.db import read_scope, session_scope
+from reminders.timing import to_local, zone
 
 
 @patient_app.command("update")
@@ -63,3 +65,49 @@ def patient_update(
         result,
         lambda: f"patient {patient_id} updated (sms: {result['sms']}, email: {result['email']})",
     )
+
+
+@app.command("worklist")
+def worklist_command(
+    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    fmt: FormatOption = Format.text,
+) -> None:
+    """What needs a person at the clinic, oldest first. Exits 1 when an item is overdue (it
+    waited more than one business day; a course to confirm: its planned end has passed), so
+    that cron can tell someone."""
+    from reminders.services import get_clinic
+    from reminders.services.worklist import LABELS, counts, worklist
+
+    rt = runtime()
+    now = utcnow()
+    with clear_errors(), read_scope(rt.engine) as session:
+        found = get_clinic(session, clinic)
+        items = worklist(
+            session,
+            clinic_id=clinic,
+            now=now,
+            careplan=rt.careplan,
+            reply_hours=rt.settings.worklist_reply_hours,
+        )
+        tz = zone(found.timezone)
+    overdue = sum(item.overdue for item in items)
+    data = {
+        "items": [item.as_dict() for item in items],
+        "counts": counts(items),
+        "overdue": overdue,
+    }
+
+    def text() -> str:
+        if not items:
+            return "nothing waits for staff"
+        lines = [
+            f"{to_local(item.since, tz):%Y-%m-%d %H:%M}  {'OVERDUE ' if item.overdue else ''}"
+            f"{item.kind}  patient {item.patient_id}: {item.detail}"
+            for item in items
+        ]
+        summary = ", ".join(f"{n} {LABELS[kind]}" for kind, n in counts(items).items() if n)
+        return "\n".join([*lines, f"{len(items)} items ({summary}); {overdue} overdue"])
+
+    emit(fmt, data, text)
+    if overdue:
+        raise typer.Exit(1)

@@ -16,11 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from reminders import lifecycle
 from reminders.audit import Actor, record
-from reminders.models import Channel, Patient
+from reminders.models import AuditEvent, Channel, Patient
 
 OK, UNREACHABLE, OPTED_OUT = "ok", "unreachable", "opted_out"
 # The audit trail's actions for a contact's changes, read back for the timeline.
@@ -148,3 +148,16 @@ def contacts_changed(
         if now_contact != before:
             released += clear(session, patient=patient, channel=channel, actor=actor, now=now)
     return released
+
+
+def contact_changes(session: Session, *, patient_id: int) -> list[AuditEvent]:
+    """When the patient's contacts were found unreachable and changed, oldest first: the
+    timeline's entries for them."""
+    return list(
+        session.exec(
+            select(AuditEvent)
+            .where(AuditEvent.patient_id == patient_id)
+            .where(col(AuditEvent.action).in_((MARKED, CLEARED)))
+            .order_by(col(AuditEvent.at), col(AuditEvent.id))
+        ).all()
+    )
