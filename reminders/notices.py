@@ -23,7 +23,7 @@ from reminders.db import read_scope, session_scope
 from reminders.privacy import mask_email
 from reminders.render import one_line, template_environment
 from reminders.services.replies import Notice, claim_notice, notices_due, release_notice
-from reminders.services.worklist import LABELS, counts, worklist
+from reminders.services.worklist import counts, label, worklist
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def compose_notice(
         "url": f"{base}{INBOX_PATH}" if base else None,
         "worklist_url": f"{base}{WORKLIST_PATH}" if base else None,
         "minutes": round(settings.reply_notify_interval / 60),
-        "work": [(n, LABELS[kind]) for kind, n in (work or {}).items() if n],
+        "work": [label(kind, n) for kind, n in (work or {}).items() if n],
     }
     subject = one_line(_env.get_template("replies.subject.txt").render(values))
     domain = parseaddr(settings.email_from or "")[1].partition("@")[2] or "reminders.invalid"

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from freezegun import freeze_time
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -188,3 +189,39 @@ def test_a_bounce_holds_the_email_and_never_writes_an_opt_out(reach, twilio, smt
     dispatcher.tick()
     assert statuses(rt, channel="sms")["dry_lips"] == "sent"
     assert len(smtp.received) == 0 and len(twilio.messages) == 2
+
+
+def test_reminders_patient_update_changes_the_phone_and_refuses_bad_input(
+    reach,
+    twilio,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from reminders.cli import app
+    from reminders.config import get_settings
+
+    rt, dispatcher, _clock = reach
+    patient_id = add_patient(rt, add_clinic(rt, NOW), NOW)[0].id
+    twilio.fail_for(PHONE, "21211")
+    dispatcher.tick()
+    monkeypatch.setenv("DATABASE_URL", rt.engine.url.render_as_string(hide_password=False))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        bad = runner.invoke(app, ["patient", "update", str(patient_id), "--phone", "555-01"])
+        none = runner.invoke(app, ["patient", "update", str(patient_id)])
+        unchanged = (patient(rt).phone, set(statuses(rt).values()))
+        with freeze_time(NOW + timedelta(hours=1)):
+            good = runner.invoke(
+                app, ["patient", "update", str(patient_id), "--phone", "(212) 555-0177"]
+            )
+    finally:
+        get_settings.cache_clear()
+    assert bad.exit_code == 2 and bad.stderr.strip().startswith("error: phone: ")
+    assert none.exit_code == 2 and "--phone or --email" in none.stderr
+    assert unchanged == (PHONE, {"held"})  # nothing was written
+    assert good.exit_code == 0, good.output
+    assert "sms: ok" in good.stdout
+    assert patient(rt).phone == NEW_PHONE
+    assert "held" not in statuses(rt).values()

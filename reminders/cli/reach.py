@@ -76,7 +76,7 @@ def worklist_command(
     waited more than one business day; a course to confirm: its planned end has passed), so
     that cron can tell someone."""
     from reminders.services import get_clinic
-    from reminders.services.worklist import LABELS, counts, worklist
+    from reminders.services.worklist import counts, label, worklist
 
     rt = runtime()
     now = utcnow()
@@ -105,7 +105,7 @@ def worklist_command(
             f"{item.kind}  patient {item.patient_id}: {item.detail}"
             for item in items
         ]
-        summary = ", ".join(f"{n} {LABELS[kind]}" for kind, n in counts(items).items() if n)
+        summary = ", ".join(label(kind, n) for kind, n in counts(items).items() if n)
         return "\n".join([*lines, f"{len(items)} items ({summary}); {overdue} overdue"])
 
     emit(fmt, data, text)

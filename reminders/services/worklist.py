@@ -62,6 +62,14 @@ LABELS = {
     "ipledge_test": "iPLEDGE tests to record",
     "failed": "failed messages",
 }
+ONE = {
+    "reply": "unread reply",
+    "unreachable": "unreachable contact",
+    "no_channel": "patient no channel reaches",
+    "confirm_end": "course to confirm",
+    "ipledge_test": "iPLEDGE test to record",
+    "failed": "failed message",
+}
 FAILED_WITHIN = timedelta(days=30)
 # Where staff act on an item: the clinic pages' paths (the web process serves them).
 PAGES = "/clinic"
@@ -113,6 +121,11 @@ def counts(items: Iterable[Item]) -> dict[str, int]:
     """How many items of each kind (every kind named, zero included)."""
     found = Counter(item.kind for item in items)
     return {kind: found.get(kind, 0) for kind in KINDS}
+
+
+def label(kind: str, number: int) -> str:
+    """`number` items of `kind` in words: "1 unread reply", "2 unread replies"."""
+    return f"{number} {ONE[kind] if number == 1 else LABELS[kind]}"
 
 
 def _with(item: Item, **changes: Any) -> Item:

@@ -10,7 +10,7 @@ from sqlmodel import col, select
 from reminders.db import read_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import Patient
-from reminders.services.worklist import LABELS, counts, worklist
+from reminders.services.worklist import ONE, counts, label, worklist
 from reminders.web import queries
 from reminders.web.pages import render
 from reminders.web.security import PREFIX, StaffDep
@@ -41,8 +41,8 @@ def overview(request: Request, staff: StaffDep, rt: RuntimeDep, now: NowDep) -> 
         title="Worklist",
         staff=staff,
         items=items,
-        counts=counts(items),
-        kind_labels=LABELS,
+        counts=[label(kind, n) for kind, n in counts(items).items() if n],
+        kind_labels=ONE,
         names=names,
         summary=summary,
         channel_names=queries.CHANNEL_NAMES,

@@ -35,11 +35,11 @@ def test_the_worklist_shows_an_unread_reply_and_a_course_to_confirm(page: Any, s
     # Oldest first: the reply came in five hours ago, the course entered its last week days ago.
     first, second = table.locator("tbody tr").nth(0), table.locator("tbody tr").nth(1)
     expect(first).to_contain_text("Ben")
-    expect(first).to_contain_text("Courses to confirm")
+    expect(first).to_contain_text("Course to confirm")
     expect(first.get_by_role("link")).to_contain_text("confirm the last dose or extend")
     expect(second).to_contain_text("Ana")
-    expect(second).to_contain_text("Unread replies")
-    expect(page.locator("#worklist-counts")).to_contain_text("1 unread replies")
+    expect(second).to_contain_text("Unread reply")
+    expect(page.locator("#worklist-counts")).to_contain_text("1 unread reply")
     screenshot(page, "worklist")
 
     second.get_by_role("link", name="unread reply").click()
