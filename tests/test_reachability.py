@@ -225,3 +225,33 @@ def test_reminders_patient_update_changes_the_phone_and_refuses_bad_input(
     assert "sms: ok" in good.stdout
     assert patient(rt).phone == NEW_PHONE
     assert "held" not in statuses(rt).values()
+
+
+def test_the_gate_holds_a_message_whose_contact_is_unreachable_unless_it_is_too_late() -> None:
+    from zoneinfo import ZoneInfo
+
+    from reminders import gate
+    from reminders.caps import Caps
+    from reminders.models import CourseStatus, MessageStatus
+
+    facts = gate.Facts(
+        key="month_1",
+        channel=Channel.sms,
+        course_status=CourseStatus.active,
+        opted_out=False,
+        unreachable="twilio 21211",
+        due_at=NOW,
+        send_after=NOW,
+        expires_at=NOW + timedelta(days=3),
+        zone=ZoneInfo("America/New_York"),
+        send_time=NOW.time(),
+        quiet_start=NOW.replace(hour=21).time(),
+        quiet_end=NOW.replace(hour=8).time(),
+        reached={},
+    )
+    caps = Caps(per_day=1, per_week=3)
+    assert gate.decide(facts, now=NOW, caps=caps) == gate.Settle(
+        MessageStatus.held, "held: unreachable (twilio 21211)"
+    )
+    late = gate.decide(facts, now=NOW + timedelta(days=4), caps=caps)
+    assert isinstance(late, gate.Settle) and late.status == MessageStatus.expired
