@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     reply_notify_interval: float = Field(
         default=900.0, gt=0, description="at most one email to a clinic about replies per this"
     )
+    # Undelivered reports in a row (handset unreachable) that mark a number unreachable.
+    unreachable_after: int = Field(default=3, ge=1)
+    # An unread reply joins the clinic's worklist once it has waited this many hours.
+    worklist_reply_hours: float = Field(default=4.0, ge=0)
 
     @model_validator(mode="after")
     def _lease_outlives_a_send(self) -> Settings:

@@ -220,8 +220,25 @@ class Dispatcher:
     def _send_group(self, jobs: list[Job], token: str, recorder: Recorder) -> list[str]:
         """Send one patient's messages in order; failures are recorded at once, successes in
         small groups (see Recorder)."""
-        outcomes = []
+        outcomes: list[str] = []
+        unreachable: set[str] = set()  # channels a send in this group found unreachable
         for job in jobs:
+            if job.row.channel in unreachable:
+                with session_scope(self.engine) as session:
+                    claim = lifecycle.Hold(job.row.id, token)  # type: ignore[arg-type]
+                    reason = "held: unreachable (found by an earlier send)"
+                    held = lifecycle.end(
+                        session,
+                        claim,
+                        MessageStatus.held,
+                        reason=reason,
+                        now=self.clock(),
+                        attempted=False,
+                    )
+                outcomes.append("held" if held else "lost")
+                if held:
+                    self.metrics.outcome(job.row.channel, "held")
+                continue
             if self.stopping():
                 hold = lifecycle.Hold(job.row.id, token)  # type: ignore[arg-type]
                 with session_scope(self.engine) as session:
@@ -236,6 +253,8 @@ class Dispatcher:
                 self.metrics.outcome(job.row.channel, "deferred")
                 continue
             outcomes.append(self._send_one(job, token, recorder))
+            if outcomes[-1] == "held":
+                unreachable.add(job.row.channel)
         return outcomes
 
     def _send_one(self, job: Job, token: str, recorder: Recorder) -> str:

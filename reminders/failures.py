@@ -14,10 +14,12 @@ from reminders.channels.base import DeliveryError, Failure
 from reminders.config import Settings
 from reminders.db import session_scope
 from reminders.jobs import Job
-from reminders.models import Channel
+from reminders.models import Channel, MessageStatus, Patient
 from reminders.services.consent import contact_of, opt_out_contact
+from reminders.services.reachability import mark_unreachable
 
 log = logging.getLogger(__name__)
+S = MessageStatus
 
 
 def record_failure(
@@ -37,6 +39,8 @@ def record_failure(
     with session_scope(engine) as session:
         if error.failure == Failure.opted_out:
             return _opted_out(session, job, hold, error, now)
+        if error.failure == Failure.unreachable:
+            return _unreachable(session, job, hold, error, now)
         decision = retry.next_attempt(
             attempts=row.attempts + 1,
             error=error,
@@ -51,10 +55,14 @@ def record_failure(
             done = lifecycle.retry(session, hold, at=decision.at, reason=error.reason, now=now)
             outcome = "retried"
         elif decision.expired:
-            done = lifecycle.expire(session, hold, reason=decision.reason, now=now, attempted=True)
+            done = lifecycle.end(
+                session, hold, S.expired, reason=decision.reason, now=now, attempted=True
+            )
             outcome = "expired"
         else:
-            done = lifecycle.fail(session, hold, reason=decision.reason, now=now)
+            done = lifecycle.end(
+                session, hold, S.failed, reason=decision.reason, now=now, attempted=True
+            )
             outcome = "failed"
         return outcome if done else "lost"
 
@@ -65,10 +73,8 @@ def _opted_out(
     """The provider says the recipient unsubscribed: their STOP, reported late. It belongs to
     the number (or address), so every enrolment of it stops."""
     channel = Channel(job.row.channel)
-    if channel == Channel.sms:
-        done = lifecycle.suppress(session, hold, reason=error.reason, now=now, attempted=True)
-    else:
-        done = lifecycle.fail(session, hold, reason=error.reason, now=now)
+    target = S.suppressed if channel == Channel.sms else S.failed
+    done = lifecycle.end(session, hold, target, reason=error.reason, now=now, attempted=True)
     if not done:
         return "lost"
     contact = contact_of(job.patient, channel)
@@ -82,3 +88,18 @@ def _opted_out(
             detail=error.reason,
         )
     return "suppressed" if channel == Channel.sms else "failed"
+
+
+def _unreachable(
+    session: Session, job: Job, hold: lifecycle.Hold, error: DeliveryError, now: datetime
+) -> str:
+    """The number or address cannot receive: the row and every pending message of that
+    channel are held until staff fix the contact. Never an opt-out: consent is not touched."""
+    channel = Channel(job.row.channel)
+    reason = f"held: unreachable ({error.reason})"
+    if not lifecycle.end(session, hold, S.held, reason=reason, now=now, attempted=True):
+        return "lost"
+    patient = session.get(Patient, job.patient.id)
+    assert patient is not None
+    mark_unreachable(session, patient=patient, channel=channel, reason=error.reason, now=now)
+    return "held"

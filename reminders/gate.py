@@ -31,6 +31,7 @@ class Facts:
     channel: Channel
     course_status: CourseStatus
     opted_out: bool  # the patient opted out of this channel
+    unreachable: str | None  # why the contact cannot be reached, if it cannot
     due_at: datetime
     send_after: datetime
     expires_at: datetime
@@ -53,6 +54,7 @@ def facts_for(
         channel=channel,
         course_status=CourseStatus(course.status),
         opted_out=patient.email_opted_out if channel == Channel.email else patient.sms_opted_out,
+        unreachable=patient.unreachable(channel),
         due_at=row.due_at,
         send_after=row.send_after,
         expires_at=row.expires_at,
@@ -102,6 +104,9 @@ def decide(facts: Facts, *, now: datetime, caps: Caps) -> Decision:
         elif now - facts.due_at > LATE:
             reason += " (the worker was not running when it was due)"
         return Settle(MessageStatus.expired, reason)
+    if facts.unreachable is not None:
+        # Kept, not attempted: it goes out if staff fix the contact in time.
+        return Settle(MessageStatus.held, f"held: unreachable ({facts.unreachable})")
     quiet = {"quiet_start": facts.quiet_start, "quiet_end": facts.quiet_end}
     allowed = next_allowed(now, facts.zone, **quiet)
     if allowed > now:

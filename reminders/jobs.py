@@ -20,6 +20,7 @@ SETTLED_AS = {
     MessageStatus.suppressed: "suppressed",
     MessageStatus.expired: "expired",
     MessageStatus.failed: "failed",
+    MessageStatus.held: "held",
     MessageStatus.pending: "deferred",
 }
 REACHED = (MessageStatus.sent.value, MessageStatus.delivered.value, MessageStatus.undelivered.value)
@@ -96,6 +97,7 @@ class TickReport:
     deferred: int = 0
     expired: int = 0
     suppressed: int = 0
+    held: int = 0
     cancelled: int = 0
     lost: int = 0
 

@@ -5,8 +5,8 @@ Nothing else in the package writes an outbox row's `status`, `attempts`, `send_a
 (or upsert) whose WHERE clause names the states it moves from and, for a claimed row, the
 claim token: a worker that lost its lease, a replayed report or a second planner finds the
 row moved on and changes nothing. A move that TRANSITIONS does not list is refused before
-any SQL runs. History (sent, delivered, undelivered, failed, expired, suppressed, cancelled)
-is never planned over: the planner's upsert rewrites pending and cancelled rows only.
+any SQL runs. History (sent, delivered, undelivered, failed, expired, suppressed, cancelled,
+and held until released) is never planned over: the upsert rewrites pending and cancelled rows.
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ _TABLE = """
 new                     pending      plan      a planner writes a message due within its horizon
 pending|cancelled       pending      plan      re-planned: the times moved, or back in the plan
 pending                 sending      claim     a worker takes a due row, with a lease and a token
-pending                 cancelled    cancel    course paused or stopped, channel dropped, unplanned
-pending                 suppressed   suppress  the patient opted out of the channel
+pending|held            cancelled    cancel    course paused or stopped, channel dropped, unplanned
+pending|held            suppressed   suppress  the patient opted out of the channel
+pending|sending         held         hold      the contact is unreachable: kept, not attempted
+held                    pending|expired  release  the contact was fixed: still worth it, or too late
 suppressed              cancelled    reopen    opted in again: what is ahead may be planned again
 sending                 sent         send      the provider accepted it
 sending                 pending      retry     an attempt failed for now: try again later
@@ -75,16 +77,13 @@ class TransitionRefused(ValueError):
     """A move the lifecycle table does not allow."""
 
 
-def allowed(event: str, source: MessageStatus | None, target: MessageStatus) -> bool:
-    return event in TRANSITIONS.get((source, target), ())
-
-
 def require(event: str, sources: Iterable[MessageStatus | None], target: MessageStatus) -> None:
     """Refuse, before any SQL runs, an `event` moving from any of `sources` that the table lacks."""
     for source in sources:
-        if not allowed(event, source, target):
-            where = f"{source or 'new'} -> {target}"
-            raise TransitionRefused(f"outbox: {event} does not move a row {where}")
+        if event not in TRANSITIONS.get((source, target), ()):
+            raise TransitionRefused(
+                f"outbox: {event} does not move a row {source or 'new'} -> {target}"
+            )
 
 
 def _error(text: str | None) -> str | None:
@@ -112,17 +111,14 @@ def move(
 
 # -- planning ----------------------------------------------------------------------------
 
-# What a re-plan rewrites on an open row (besides its status and, when the plan moved, its
-# send_after).
+# What a re-plan rewrites on an open row, besides its status and (if the plan moved) send_after.
 _REPLANNED = ("topics", "items", "parts", "priority", "due_at", "expires_at", "updated_at")
 
 
 def plan(session: Session, rows: list[dict[str, Any]]) -> int:
     """Insert planned rows; an open row (pending, cancelled) takes the new times, history stays.
-
     Safe in any number of planners at once: the unique (course, key, channel) constraint
-    makes a second row impossible. Returns the number of rows offered.
-    """
+    makes a second row impossible. Returns the number of rows offered."""
     require("plan", (None, S.pending, S.cancelled), S.pending)
     table = Message.__table__  # type: ignore[attr-defined]
     insert = pg_insert if is_postgres(session.get_bind()) else sqlite_insert  # type: ignore[arg-type]
@@ -168,24 +164,44 @@ def cancel_pending(
     patient_id: int | None = None,
     channel: Channel | None = None,
 ) -> int:
-    """Cancel pending rows (paused, stopped, channel dropped, out of the plan); in flight stay."""
+    """Cancel pending and held rows (paused, stopped, channel dropped, out of the plan)."""
     where = _matching(id=ids, course_id=course_id, patient_id=patient_id, channel=channel)
-    return move(session, "cancel", (S.pending,), S.cancelled, now, where, last_error=reason)
+    return move(session, "cancel", _WAITING, S.cancelled, now, where, last_error=reason)
+
+
+_WAITING = (S.pending, S.held)  # rows not claimed, waiting to go out
 
 
 def suppress_pending(
     session: Session, *, patient_id: int, channel: Channel, now: datetime, reason: str
 ) -> int:
-    """Suppress every pending row of a patient's channel: they opted out."""
+    """Suppress every pending or held row of a patient's channel: they opted out."""
     where = _matching(patient_id=patient_id, channel=channel)
-    return move(session, "suppress", (S.pending,), S.suppressed, now, where, last_error=reason)
+    return move(session, "suppress", _WAITING, S.suppressed, now, where, last_error=reason)
+
+
+def hold_pending(
+    session: Session, *, patient_id: int, channel: Channel, now: datetime, reason: str
+) -> int:
+    """Hold every pending row of a patient's channel: its contact is unreachable."""
+    where = _matching(patient_id=patient_id, channel=channel)
+    return move(session, "hold", (S.pending,), S.held, now, where, last_error=_error(reason))
+
+
+def release(session: Session, *, patient_id: int, channel: Channel, now: datetime) -> int:
+    """The contact was fixed: held rows still in their window (the planner's, with its grace
+    days, as the gate judges it) go out now, the others expire; how many go out again."""
+    where = _matching(patient_id=patient_id, channel=channel)
+    late = [*where, col(Message.expires_at) <= now]
+    move(session, "release", (S.held,), S.expired, now, late, last_error="held past its window")
+    return move(
+        session, "release", (S.held,), S.pending, now, where, send_after=now, last_error=None
+    )
 
 
 def reopen(session: Session, *, patient_id: int, channel: Channel, now: datetime) -> int:
     """Make the suppressed rows still ahead plannable again (as cancelled): opted in again.
-
-    What fell due while opted out stays suppressed: it is not sent late.
-    """
+    What fell due while opted out stays suppressed: it is not sent late."""
     where = [*_matching(patient_id=patient_id, channel=channel), col(Message.due_at) >= now]
     return move(
         session, "reopen", (S.suppressed,), S.cancelled, now, where, last_error="opted in again"
@@ -243,41 +259,33 @@ def _end(
     target: MessageStatus,
     now: datetime,
     reason: str | None,
-    *,
     attempted: bool = False,
     **values: Any,
-) -> bool:
+) -> int:
     """End a claim: the row leaves `sending`, only if this claim still holds it."""
     if attempted:
         values["attempts"] = Message.attempts + 1
     where = [col(Message.id) == hold.row_id, col(Message.claim_token) == hold.token]
     released = {"claim_token": None, "lease_until": None, "last_error": _error(reason)}
-    return move(session, event, (S.sending,), target, now, where, **released, **values) == 1
+    return move(session, event, (S.sending,), target, now, where, **released, **values)
 
 
 def retry(session: Session, hold: Hold, *, at: datetime, reason: str, now: datetime) -> bool:
     """An attempt failed for now: back to pending, to be tried again at `at`."""
-    return _end(session, "retry", hold, S.pending, now, reason, attempted=True, send_after=at)
+    return _end(session, "retry", hold, S.pending, now, reason, True, send_after=at) == 1
 
 
 def defer(session: Session, hold: Hold, *, at: datetime, reason: str, now: datetime) -> bool:
     """Give a claimed row back, to go out at `at`: quiet hours, the caps, a stopping worker."""
-    return _end(session, "defer", hold, S.pending, now, f"deferred: {reason}", send_after=at)
+    return _end(session, "defer", hold, S.pending, now, f"deferred: {reason}", send_after=at) == 1
 
 
-def fail(session: Session, hold: Hold, *, reason: str, now: datetime) -> bool:
-    """The attempt was refused for good, or was the last one allowed."""
-    return _end(session, "fail", hold, S.failed, now, reason, attempted=True)
-
-
-def expire(session: Session, hold: Hold, *, reason: str, now: datetime, attempted: bool) -> bool:
-    """It would reach the patient too late to be useful."""
-    return _end(session, "expire", hold, S.expired, now, reason, attempted=attempted)
-
-
-def suppress(session: Session, hold: Hold, *, reason: str, now: datetime, attempted: bool) -> bool:
-    """The patient opted out: found before the send, or said by the provider."""
-    return _end(session, "suppress", hold, S.suppressed, now, reason, attempted=attempted)
+def end(
+    session: Session, hold: Hold, target: S, *, reason: str, now: datetime, attempted: bool
+) -> bool:
+    """End a claim: failed (refused for good, or out of attempts), expired (too late to be
+    useful), suppressed (opted out), held (the contact is unreachable: kept until fixed)."""
+    return _end(session, _SETTLED_BY[target], hold, target, now, reason, attempted=attempted) == 1
 
 
 def _fenced_many(session: Session, token: str, values: dict[str, Any], params: list[dict]) -> int:
@@ -288,18 +296,15 @@ def _fenced_many(session: Session, token: str, values: dict[str, Any], params: l
     table = Message.__table__  # type: ignore[attr-defined]
     statement = (
         update(table)
-        .where(
-            table.c.id == bindparam("row_id"),
-            table.c.claim_token == token,
-            table.c.status == S.sending.value,
-        )
+        .where(table.c.id == bindparam("row_id"), table.c.claim_token == token)
+        .where(table.c.status == S.sending.value)
         .values(claim_token=None, lease_until=None, **values)
     )
     return max(session.exec(statement, params=params).rowcount or 0, 0)  # type: ignore[call-overload]
 
 
 # The event that ends a claim in each state without a send (a gate's decision).
-_SETTLED_BY = {S.pending: "defer", S.cancelled: "cancel", S.suppressed: "suppress"}
+_SETTLED_BY = {S.pending: "defer", S.cancelled: "cancel", S.suppressed: "suppress", S.held: "hold"}
 _SETTLED_BY |= {S.expired: "expire", S.failed: "fail"}
 
 
@@ -339,10 +344,8 @@ def record_sent(
 
 
 def lose_leases(session: Session, *, now: datetime, limit: int, token: str) -> list[int]:
-    """Take rows whose lease ran out in `sending` to `unknown` under a new token.
-
-    The new token fences out the worker that lost the row, should it wake up and record.
-    """
+    """Take rows whose lease ran out in `sending` to `unknown` under a new token, which fences
+    out the worker that lost the row, should it wake up and record."""
     # SENDING is the partial index's own condition.
     stale = select(col(Message.id)).where(SENDING, col(Message.lease_until) < now).limit(limit)
     values = {"claim_token": token, "updated_at": now}
@@ -355,15 +358,14 @@ def settle_unknown(
     """An unknown row: `sent` when the provider has it (`provider_id`), else pending again."""
     values: dict[str, Any] = {"claim_token": None, "lease_until": None}
     if provider_id:
-        target, error = S.sent, "recovered after a worker stopped mid-send"
+        target, values["last_error"] = S.sent, "recovered after a worker stopped mid-send"
         values |= {"provider_id": provider_id, "sent_at": now}
     else:
-        target, error = S.pending, "not confirmed sent after a worker stopped; sending again"
+        target, values["last_error"] = S.pending, "not confirmed sent after a worker stopped"
+        values["last_error"] += "; sending again"
         values |= {"send_after": now}
     where = [col(Message.id) == row_id]
-    return (
-        move(session, "settle", (S.unknown,), target, now, where, last_error=error, **values) == 1
-    )
+    return move(session, "settle", (S.unknown,), target, now, where, **values) == 1
 
 
 # -- delivery reports --------------------------------------------------------------------
@@ -380,21 +382,16 @@ def report(
 ) -> bool:
     """Move a row forward on a delivery report; a replay or a late, lower report changes nothing.
 
-    Only a report for the row's own send counts: it must name the provider id the row was
-    sent under (a row sent again after a worker died has a new one), or the row has none yet:
-    a report that arrives while the worker still holds the row settles it, and the worker's
-    own write then finds the row gone and leaves it as reported.
-    """
+    Only a report for the row's own send counts: it names the provider id the row was sent
+    under (a row sent again after a worker died has a new one), or the row has none yet (a
+    report that beats the worker's own write settles the row; that write then finds it gone)."""
     rank = DELIVERY_RANK[target]
     sources = [status for status, other in DELIVERY_RANK.items() if other < rank]
     values: dict[str, Any] = {"claim_token": None, "lease_until": None}
-    values["sent_at"] = func.coalesce(Message.sent_at, now)
+    values |= {"sent_at": func.coalesce(Message.sent_at, now)}
     values["provider_id"] = func.coalesce(Message.provider_id, provider_id)
     sid = col(Message.provider_id)
-    where: list[ColumnElement[bool]] = [
-        col(Message.id) == row_id,
-        or_(sid.is_(None), sid == provider_id),
-    ]
+    where = [col(Message.id) == row_id, or_(sid.is_(None), sid == provider_id)]
     if target == S.delivered:
         values["delivered_at"] = now
     elif target in (S.undelivered, S.failed):

@@ -30,6 +30,7 @@ from reminders.models import (
     InboundMessage,
     Message,
     MessageStatus,
+    Patient,
     ReplyState,
     WorkerHeartbeat,
 )
@@ -39,8 +40,7 @@ log = logging.getLogger(__name__)
 
 CHANNELS = tuple(channel.value for channel in Channel)
 # How a send can end, as `reminders_sends_total{outcome}` names it. `held` is for rows held
-# back because their contact is unreachable; nothing in the outbox's lifecycle holds a row
-# yet, so that series stays at 0 until it does.
+# back because their contact is unreachable.
 OUTCOMES = ("sent", "retried", "failed", "expired", "suppressed", "held", "deferred", "cancelled")
 # What a settled row's status is counted as.
 _SETTLED_OUTCOME = {
@@ -48,6 +48,7 @@ _SETTLED_OUTCOME = {
     MessageStatus.expired: "expired",
     MessageStatus.suppressed: "suppressed",
     MessageStatus.cancelled: "cancelled",
+    MessageStatus.held: "held",
     MessageStatus.pending: "deferred",
 }
 
@@ -337,6 +338,21 @@ def backlog_families(session: Session, *, now: datetime) -> Iterator[Metric]:
         "Replies unread for more than one business day of their clinic.",
         len(overdue_replies(session, now=now)),
     )
+
+    unreachable = GaugeMetricFamily(
+        "reminders_contacts_unreachable",
+        "Patients' phones or email addresses marked unreachable, waiting for staff to fix them.",
+        labels=["channel"],
+    )
+    for channel, since in (
+        ("sms", Patient.sms_unreachable_at),
+        ("email", Patient.email_unreachable_at),
+    ):
+        count = session.execute(
+            select(func.count()).select_from(Patient).where(col(since).is_not(None))
+        ).scalar_one()
+        unreachable.add_metric([channel], count)
+    yield unreachable
 
     last_seen, last_tick = session.execute(
         select(func.max(WorkerHeartbeat.last_seen), func.max(WorkerHeartbeat.last_tick))

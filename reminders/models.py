@@ -46,6 +46,7 @@ class MessageStatus(enum.StrEnum):
     undelivered = "undelivered"
     failed = "failed"
     suppressed = "suppressed"
+    held = "held"  # the contact is unreachable: kept, not attempted, until it is fixed
     expired = "expired"
     cancelled = "cancelled"
 
@@ -120,9 +121,24 @@ class Patient(SQLModel, table=True):
     # Derived from the consent ledger, written only together with a ConsentEvent.
     sms_opted_out: bool = Field(default=False)
     email_opted_out: bool = Field(default=False)
+    # A contact that cannot receive (a permanent recipient error, or REACH_UNDELIVERED_LIMIT
+    # undelivered reports in a row): its messages are held until staff fix the contact. It
+    # says the number or address is wrong, never that the patient withdrew consent.
+    sms_unreachable_at: datetime | None = None
+    sms_unreachable_reason: str | None = Field(default=None, max_length=200)
+    email_unreachable_at: datetime | None = None
+    email_unreachable_reason: str | None = Field(default=None, max_length=200)
+    # Undelivered reports in a row for the phone; a delivered one starts the count again.
+    sms_undelivered: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
     created_at: datetime = Field(default_factory=utcnow)
     # Set when the name, contacts and texts were replaced by a marker (reminders.erasure).
     erased_at: datetime | None = None
+
+    def unreachable(self, channel: Channel) -> str | None:
+        """Why the number (SMS) or the address (email) cannot be reached; None if it can."""
+        if channel == Channel.sms:
+            return (self.sms_unreachable_reason or "") if self.sms_unreachable_at else None
+        return (self.email_unreachable_reason or "") if self.email_unreachable_at else None
 
 
 class Course(SQLModel, table=True):

@@ -231,6 +231,8 @@ def changes_for(
         and not plan.messages
         and plan.reach is None
         and not any(row.status == MessageStatus.pending for row in rows)
+        # A message held for an unreachable contact may still go out once it is fixed.
+        and not any(row.status == MessageStatus.held and row.expires_at > now for row in rows)
     )
     return Changes(values, stale, completed)  # type: ignore[arg-type]
 

@@ -119,7 +119,11 @@ def replies_pass(runtime: Runtime, now: datetime) -> int:
     transport = email_transport(runtime.settings)
     try:
         return send_reply_notices(
-            runtime.engine, transport=transport, settings=runtime.settings, now=now
+            runtime.engine,
+            transport=transport,
+            settings=runtime.settings,
+            now=now,
+            careplan=runtime.careplan,
         )
     finally:
         transport.close()

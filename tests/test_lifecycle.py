@@ -96,18 +96,40 @@ def test_each_named_move_makes_the_move_its_name_says(engine: Engine) -> None:
         return status_of(engine, row_id)
 
     held = lambda row_id: Hold(row_id, "held")  # noqa: E731
+
+    def end(session: Session, hold: Hold, target: MessageStatus) -> bool:
+        return lifecycle.end(session, hold, target, reason="x", now=NOW, attempted=True)
+
+    def patient_of(session: Session, row_id: int) -> int:
+        row = session.get(Message, row_id)
+        assert row is not None
+        return row.patient_id
+
     sending, S = MessageStatus.sending, MessageStatus
     moves = {
         "retry": (sending, lambda s, r: lifecycle.retry(s, held(r), at=later, reason="x", now=NOW)),
         "defer": (sending, lambda s, r: lifecycle.defer(s, held(r), at=later, reason="x", now=NOW)),
-        "fail": (sending, lambda s, r: lifecycle.fail(s, held(r), reason="x", now=NOW)),
-        "expire": (
-            sending,
-            lambda s, r: lifecycle.expire(s, held(r), reason="x", now=NOW, attempted=False),
+        "fail": (sending, lambda s, r: end(s, held(r), S.failed)),
+        "expire": (sending, lambda s, r: end(s, held(r), S.expired)),
+        "suppress": (sending, lambda s, r: end(s, held(r), S.suppressed)),
+        "hold": (sending, lambda s, r: end(s, held(r), S.held)),
+        "hold_pending": (
+            S.pending,
+            lambda s, r: lifecycle.hold_pending(
+                s, patient_id=patient_of(s, r), channel=Channel.sms, now=NOW, reason="x"
+            ),
         ),
-        "suppress": (
-            sending,
-            lambda s, r: lifecycle.suppress(s, held(r), reason="x", now=NOW, attempted=True),
+        "release": (
+            S.held,
+            lambda s, r: lifecycle.release(
+                s, patient_id=patient_of(s, r), channel=Channel.sms, now=NOW
+            ),
+        ),
+        "release_late": (
+            S.held,
+            lambda s, r: lifecycle.release(
+                s, patient_id=patient_of(s, r), channel=Channel.sms, now=NOW + timedelta(days=30)
+            ),
         ),
         "send": (
             sending,
@@ -134,6 +156,10 @@ def test_each_named_move_makes_the_move_its_name_says(engine: Engine) -> None:
         "fail": S.failed,
         "expire": S.expired,
         "suppress": S.suppressed,
+        "hold": S.held,
+        "hold_pending": S.held,
+        "release": S.pending,
+        "release_late": S.expired,
         "send": S.sent,
         "cancel": S.cancelled,
         "settle": S.sent,
@@ -148,7 +174,10 @@ def test_each_named_move_makes_the_move_its_name_says(engine: Engine) -> None:
 def test_a_move_of_a_claimed_row_needs_its_token(engine: Engine) -> None:
     row_id = a_row(engine, MessageStatus.sending)
     with session_scope(engine) as session:
-        assert not lifecycle.fail(session, Hold(row_id, "someone-else"), reason="x", now=NOW)
+        other = Hold(row_id, "someone-else")
+        assert not lifecycle.end(
+            session, other, MessageStatus.failed, reason="x", now=NOW, attempted=True
+        )
     assert status_of(engine, row_id) == MessageStatus.sending
 
 

@@ -127,3 +127,27 @@ def test_two_workers_cannot_both_claim_one_notice(rt: Runtime) -> None:
         assert claim_notice(session, notice=notice, now=NOW)
     with session_scope(rt.engine) as session:
         assert not claim_notice(session, notice=notice, now=NOW + timedelta(seconds=1))
+
+
+def test_a_notice_names_the_worklists_counts_and_links_to_it(rt: Runtime, smtp: SmtpServer) -> None:
+    from reminders.models import Channel
+    from reminders.services.reachability import mark_unreachable
+
+    clinic = clinic_with_desk(rt)
+    patient, _course = add_patient(rt, clinic, NOW, first_name="Ana")
+    other, _course = add_patient(rt, clinic, NOW, phone="+12125550102")
+    with session_scope(rt.engine) as session:
+        found = session.get(Patient, other.id)
+        assert found is not None
+        mark_unreachable(
+            session, patient=found, channel=Channel.sms, reason="twilio 21211", now=NOW
+        )
+    text(rt, patient, "Is this normal?", NOW - timedelta(hours=5))
+    assert replies_pass(rt, NOW) == 1
+    [mail] = smtp.received
+    body = mail.message.get_body(("plain",))
+    assert body is not None
+    content = body.get_content()
+    assert "On the clinic's worklist: 1 unread reply, 1 unreachable contact, " in content
+    assert "1 patient no channel reaches." in content
+    assert f"See it here: {BASE_URL}/clinic\n" in content

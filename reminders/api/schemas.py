@@ -48,6 +48,7 @@ MessageStatusName = Literal[
     "undelivered",
     "failed",
     "suppressed",
+    "held",
     "expired",
     "cancelled",
 ]
@@ -200,6 +201,11 @@ class PatientOut(Out):
     ipledge: bool
     sms_opted_out: bool
     email_opted_out: bool
+    # Set while the number or address cannot be reached: its messages are held until fixed.
+    sms_unreachable_at: datetime | None = None
+    sms_unreachable_reason: str | None = None
+    email_unreachable_at: datetime | None = None
+    email_unreachable_reason: str | None = None
     created_at: datetime
     course_id: int | None = None
     course: CourseOut | None = None

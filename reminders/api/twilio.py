@@ -199,6 +199,7 @@ def status(
     form: SignedForm,
     session: SessionDep,
     now: NowDep,
+    rt: RuntimeDep,
     outbox: Annotated[str | None, Query(description="The outbox row id")] = None,
 ) -> Response:
     """A delivery report for one outbox row; statuses only ever move forward."""
@@ -206,7 +207,13 @@ def status(
     if not (outbox and outbox.isascii() and outbox.isdigit() and 1 <= int(outbox) < 2**31):
         raise InvalidInput.one("outbox", "required, the outbox row id")
     report = read_status_callback(form)
-    changed = record_delivery(session, outbox_id=int(outbox), report=report, now=now)
+    changed = record_delivery(
+        session,
+        outbox_id=int(outbox),
+        report=report,
+        now=now,
+        unreachable_after=rt.settings.unreachable_after,
+    )
     log.debug(
         "outbox %s: %s report %s", outbox, report.delivery, "applied" if changed else "ignored"
     )

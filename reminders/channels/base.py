@@ -103,6 +103,8 @@ class DeliveryReport:
     provider_id: str | None = None
     reason: str | None = None  # names the provider's code, never the recipient
     opted_out: bool = False  # the recipient unsubscribed at the carrier (their STOP)
+    unreachable: bool = False  # the number cannot receive at all (invalid, not mobile)
+    not_reached: bool = False  # the handset could not be reached: counts toward unreachable
 
 
 class Transport(Protocol):

@@ -43,6 +43,8 @@ _PERMANENT = {
     21614: "To is not a mobile number",
 }
 _OPTED_OUT = 21610
+# Of those, the ones that say the number is wrong (21408 is the sender's account setting).
+UNREACHABLE_CODES = frozenset({21211, 21214, 21612, 21614})
 # Requests leave the limiter within the rate, but reach Twilio after a network and scheduling
 # delay that varies; pacing a little under the limit keeps their arrivals under it too.
 _PACING_HEADROOM = 0.9
@@ -271,7 +273,10 @@ def _classify(status: int | None, code: int | None, headers: dict[str, str]) -> 
             permanent=False,
             code=named,
         )
-    return DeliveryError(f"{where}: {_PERMANENT.get(code, 'rejected')}", permanent=True, code=named)
+    # The number itself cannot receive: its messages wait until staff fix it (never an opt-out).
+    unreachable = code in UNREACHABLE_CODES
+    label = _PERMANENT.get(code, "rejected")
+    return DeliveryError(f"{where}: {label}", permanent=True, unreachable=unreachable, code=named)
 
 
 def _retry_after(headers: dict[str, str]) -> float | None:

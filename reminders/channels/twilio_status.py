@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from reminders.channels.base import Delivery, DeliveryReport
+from reminders.channels.twilio_sms import UNREACHABLE_CODES
 from reminders.validation import InvalidInput
 
 # queued, accepted, scheduled and sending only say Twilio holds the message: the worker
@@ -36,6 +37,10 @@ UNDELIVERED_CODES = {
     30008: "unknown error",
 }
 RECIPIENT_UNSUBSCRIBED = 21610
+# Reports that say the handset could not be reached: enough of them in a row mark the number
+# unreachable. Blocked or filtered messages (30004, 30007) and unknown errors say nothing
+# about the number itself.
+HANDSET_UNREACHABLE = frozenset({30003, 30005, 30006})
 
 
 def reason_for(status: str, code: int | None) -> str:
@@ -71,4 +76,6 @@ def read_status_callback(form: Mapping[str, str]) -> DeliveryReport:
         provider_id=sid,
         reason=reason_for(word, code) if failed else None,
         opted_out=code == RECIPIENT_UNSUBSCRIBED,
+        unreachable=code in UNREACHABLE_CODES,
+        not_reached=failed and code in HANDSET_UNREACHABLE,
     )

@@ -9,6 +9,7 @@ from reminders.cli import (  # noqa: F401  (registers the commands)
     courses,
     operations,
     patients,
+    reach,
     replies,
     staff,
 )

@@ -30,7 +30,7 @@ course_app = typer.Typer(
 )
 key_app = typer.Typer(help="A clinic's API keys, one per integration.", no_args_is_help=True)
 clinic_app.add_typer(key_app, name="key")
-patient_app = typer.Typer(help="A patient's record: erasure.", no_args_is_help=True)
+patient_app = typer.Typer(help="A patient's record: contacts, erasure.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(clinic_app, name="clinic")
 app.add_typer(patient_app, name="patient")

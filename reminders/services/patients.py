@@ -25,6 +25,7 @@ from reminders.models import (
 )
 from reminders.outbox import materialize
 from reminders.render import LOCALES
+from reminders.services import reachability
 from reminders.services.clinics import get_clinic
 from reminders.services.common import LIVE_STATUSES, Conflict, Context, NotFound
 from reminders.services.consent import carry_opt_outs, record_consent
@@ -184,8 +185,8 @@ def create_enrollments(
 def _carry_opt_outs(
     session: Session, patient_ids: list[int], enrollments: Sequence[Enrollment], *, now: datetime
 ) -> None:
-    """carry_opt_outs for the new patients whose phone or email opted out elsewhere: one query
-    finds them, so a large import pays for the few, not for every row."""
+    """carry_opt_outs for the new patients whose phone or email opted out elsewhere (found by
+    one query: a large import pays for the few)."""
     phones = {data.phone for data in enrollments if data.phone}
     emails = {data.email for data in enrollments if data.email}
     opted = session.exec(
@@ -338,9 +339,7 @@ def _check_patient_changes(
                 .where(col(Course.status).in_(LIVE_STATUSES))
             ).first()
             if taken is not None:
-                errors.append(
-                    FieldError(name, "already enrolled in an active course at this clinic")
-                )
+                errors.append(FieldError(name, ALREADY_ENROLLED))
     if errors:
         raise InvalidInput(errors)
     return values
@@ -353,8 +352,8 @@ def update_patient(
 
     A channel the patient opted out of (STOP, an unsubscribe link) cannot be switched back on
     by staff: only the patient can opt in again. A new number or address that opted out in
-    another enrolment carries its opt-out here.
-    """
+    another enrolment carries its opt-out here; one that replaces an unreachable contact
+    releases what was held for it (reachability.contacts_changed)."""
     clinic = get_clinic(session, patient.clinic_id)
     values = _check_patient_changes(session, patient=patient, clinic=clinic, changes=changes)
     before = set(ChannelChoice(patient.channel).channels)
@@ -366,10 +365,12 @@ def update_patient(
             raise Conflict(
                 "channel", f"the patient opted out of {added}; only they can opt back in"
             )
+    old = {Channel.sms: patient.phone, Channel.email: patient.email}
     for name, value in values.items():
         setattr(patient, name, value)
     patient.channel = choice
     session.add(patient)
+    reachability.contacts_changed(session, patient=patient, old=old, source=source, now=ctx.now)
     for added in sorted(after - before):
         record_consent(
             session, patient=patient, channel=added, opt_in=True, source=source, now=ctx.now

@@ -36,6 +36,7 @@ from reminders.services.clinics import get_clinic
 from reminders.services.common import Context, NotFound
 from reminders.services.consent import opt_in_contact, opt_out_contact, sharing
 from reminders.services.patients import current_course
+from reminders.services.reachability import count_report, mark_unreachable
 
 # What each keyword family is, as staff read it.
 KIND_OF = {
@@ -198,13 +199,20 @@ _STATUS_OF = {
 
 
 def record_delivery(
-    session: Session, *, outbox_id: int, report: DeliveryReport, now: datetime
+    session: Session,
+    *,
+    outbox_id: int,
+    report: DeliveryReport,
+    now: datetime,
+    unreachable_after: int = 3,
 ) -> bool:
     """Apply one delivery report to an outbox row; True when the row changed.
 
     Statuses only move forward (reminders/lifecycle.py), and only for the send the row names
     (its provider id); a report that the recipient unsubscribed at the carrier is their STOP,
-    honoured like one wherever the number is enrolled.
+    honoured like one wherever the number is enrolled. A report that the number cannot
+    receive marks it unreachable at once; `unreachable_after` reports in a row that the
+    handset could not be reached do too (reachability.py). A replay counts nothing twice.
     """
     row = session.get(Message, outbox_id)
     if row is None:
@@ -221,15 +229,28 @@ def record_delivery(
         reason=report.reason,
         now=now,
     )
-    if changed and report.opted_out:
-        patient = session.get(Patient, row.patient_id)
-        if patient is not None and patient.phone:
-            opt_out_contact(
-                session,
-                channel=Channel.sms,
-                contact=patient.phone,
-                source="provider",
-                now=now,
-                detail=report.reason or "",
-            )
+    patient = session.get(Patient, row.patient_id) if changed else None
+    if patient is None or row.channel != Channel.sms:
+        return changed
+    if report.opted_out and patient.phone:
+        opt_out_contact(
+            session,
+            channel=Channel.sms,
+            contact=patient.phone,
+            source="provider",
+            now=now,
+            detail=report.reason or "",
+        )
+    elif report.unreachable:
+        reason = report.reason or "twilio: failed"
+        mark_unreachable(session, patient=patient, channel=Channel.sms, reason=reason, now=now)
+    elif report.not_reached or target == MessageStatus.delivered:
+        count_report(
+            session,
+            patient=patient,
+            reached=target == MessageStatus.delivered,
+            limit=unreachable_after,
+            reason=report.reason or "",
+            now=now,
+        )
     return changed

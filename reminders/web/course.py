@@ -36,6 +36,7 @@ from reminders.services import (
     resume_course,
     stop_course,
 )
+from reminders.services.reachability import contact_changes
 from reminders.timing import to_local, zone
 from reminders.validation import FieldError, InvalidInput
 from reminders.web.pages import as_utc, errors_by_field, redirect, render
@@ -98,7 +99,12 @@ def _patient_view(
         {"reply": reply, "at": as_utc(reply.received_at)}
         for reply in patient_replies(session, patient_id=patient_id)
     ]
-    past = sorted(past + replies, key=lambda item: item["at"])
+    # When a contact was found unreachable, and when staff changed it.
+    contacts = [
+        {"contact": event, "at": as_utc(event.at)}
+        for event in contact_changes(session, patient_id=patient_id)
+    ]
+    past = sorted(past + replies + contacts, key=lambda item: item["at"])
     consent = consent_history(session, patient_id=patient_id)
     today = to_local(now, zone(patient.timezone)).date()
     return {

@@ -94,6 +94,7 @@ _env.globals.update(
         "undelivered": "Not delivered",
         "failed": "Failed",
         "suppressed": "Not sent: opted out",
+        "held": "Held: contact unreachable",
         "expired": "Not sent in time",
         "cancelled": "Cancelled",
     },

@@ -17,6 +17,7 @@ import hmac
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -25,10 +26,12 @@ from starlette.datastructures import FormData
 
 from reminders.audit import Actor
 from reminders.config import Settings
-from reminders.db import session_scope
+from reminders.db import read_scope, session_scope
 from reminders.deps import AddressDep, NowDep, RuntimeDep
 from reminders.models import StaffRole, StaffUser
+from reminders.runtime import Runtime
 from reminders.services import get_clinic, unread_count
+from reminders.services.worklist import worklist
 from reminders.sessions import Lifetime, resume_session
 
 PREFIX = "/clinic"
@@ -65,6 +68,8 @@ class Staff:
     clinic_timezone: str
     address: str
     unread_replies: int = 0  # shown in the navigation of every page
+    worklist: int = 0  # items on the clinic's worklist, likewise
+    worklist_overdue: int = 0
 
     @property
     def is_admin(self) -> bool:
@@ -115,6 +120,21 @@ def _staff(user: StaffUser, session: object, address: str) -> Staff:
     )
 
 
+def _with_worklist(staff: Staff, rt: Runtime, now: datetime) -> Staff:
+    """The staff member with their clinic's worklist counts, read after the session's own
+    short write, in a read-only transaction of their own."""
+    with read_scope(rt.engine) as session:
+        items = worklist(
+            session,
+            clinic_id=staff.clinic_id,
+            now=now,
+            careplan=rt.careplan,
+            reply_hours=rt.settings.worklist_reply_hours,
+        )
+    overdue = sum(item.overdue for item in items)
+    return dataclasses.replace(staff, worklist=len(items), worklist_overdue=overdue)
+
+
 def current_visit(request: Request, rt: RuntimeDep, now: NowDep, address: AddressDep) -> Visit:
     """The request's session (seen now, so its idle time starts again), or a visitor's state."""
     token = request.cookies.get(SESSION_COOKIE)
@@ -133,6 +153,8 @@ def current_visit(request: Request, rt: RuntimeDep, now: NowDep, address: Addres
                     visit.second_factor_user = user.id
                 else:
                     visit.staff = _staff(user, session, address)
+        if visit is not None and visit.staff is not None:
+            visit.staff = _with_worklist(visit.staff, rt, now)
         if visit is None:
             visit = visitor(request, rt.settings)
             visit.cookies_to_clear.append(SESSION_COOKIE)

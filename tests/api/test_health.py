@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlmodel import col
 
 from reminders.db import make_engine, session_scope
-from reminders.models import Message, WorkerHeartbeat
+from reminders.models import Message, Patient, WorkerHeartbeat
 from tests.api.conftest import METRICS_TOKEN, Api, TestClient
 from tests.conftest import NOW, make_runtime
 
@@ -67,6 +67,9 @@ def test_the_web_scrape_shows_the_backlog_gauges(api: Api) -> None:
             .where(col(Message.id).in_(later.scalar_subquery()))
             .values(status="failed", updated_at=NOW - timedelta(hours=1))
         )
+        session.execute(
+            update(Patient).values(sms_unreachable_at=NOW, sms_unreachable_reason="invalid number")
+        )
     with freeze_time(NOW - timedelta(days=3), real_asyncio=True):
         assert api.text("When do I pick up my refill?").status_code == 200
     api.text("Thanks!")
@@ -82,6 +85,8 @@ def test_the_web_scrape_shows_the_backlog_gauges(api: Api) -> None:
     assert value(text, "reminders_replies_unread") == 2
     assert value(text, "reminders_replies_unread_oldest_age_seconds") == 3 * 86400
     assert value(text, "reminders_replies_overdue") == 1
+    assert value(text, "reminders_contacts_unreachable", channel="sms") == 1
+    assert value(text, "reminders_contacts_unreachable", channel="email") == 0
     for name, labels in samples(text):
         for _key, label in labels:
             assert not re.search(r"\d{7,}", label) and "@" not in label, (name, label)

@@ -31,7 +31,7 @@ def replayed(browser: Any, site: Site, cookies: list[dict[str, Any]]) -> Any:
 def test_a_saved_cookie_is_refused_after_sign_out(page: Any, browser: Any, site: Site) -> None:
     site.clinic("Riverside Dermatology", email=EMAIL)
     sign_in(page, EMAIL)
-    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name="Worklist", level=1)).to_be_visible()
     saved = page.context.cookies()
     assert any(cookie["name"] == "reminders_session" for cookie in saved)
     page.get_by_role("button", name="Sign out").click()
@@ -48,7 +48,7 @@ def test_a_saved_cookie_is_refused_after_30_idle_minutes(
 ) -> None:
     site.clinic("Riverside Dermatology", email=EMAIL)
     sign_in(page, EMAIL)
-    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name="Worklist", level=1)).to_be_visible()
     saved = page.context.cookies()
     start = utcnow()
     # The server's clock moves; the browser's own timers keep the real one.
@@ -110,7 +110,7 @@ def test_two_factor_enrolment_and_sign_in(page: Any, site: Site) -> None:
     # The code of the next time step: the one used to enrol is spent.
     page.get_by_label("Code").fill(totp.at(utcnow() + timedelta(seconds=30)))
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name="Worklist", level=1)).to_be_visible()
 
 
 def test_the_sixth_wrong_password_is_refused_with_a_clear_message(page: Any, site: Site) -> None:

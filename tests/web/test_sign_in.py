@@ -25,9 +25,9 @@ def test_staff_sign_in_with_the_keyboard_and_land_on_the_overview(page: Any, sit
     expect(page.get_by_label("Password")).to_be_focused()
     page.keyboard.type("correct horse battery staple")
     page.keyboard.press("Enter")
-    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name="Worklist", level=1)).to_be_visible()
     expect(page.get_by_role("banner")).to_contain_text("Riverside Dermatology")
-    expect(page.get_by_role("link", name="Overview")).to_have_attribute("aria-current", "page")
+    expect(page.get_by_role("link", name="Worklist")).to_have_attribute("aria-current", "page")
 
 
 def test_a_wrong_password_shows_an_error_and_signs_nobody_in(page: Any, site: Site) -> None:
