@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from reminders import __version__, web
-from reminders.api import clinic, docs, errors, health, replies, twilio, unsubscribe
+from reminders.api import clinic, docs, errors, health, imports, replies, twilio, unsubscribe
 from reminders.api.imports import HARD_LIMIT_BYTES
 from reminders.api.limits import BodyLimit
 from reminders.config import get_settings
@@ -55,6 +55,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(SecurityHeaders, https=settings.https)
     errors.install(app)
     app.include_router(clinic.router)
+    app.include_router(imports.router)
     app.include_router(replies.router)
     app.include_router(twilio.router)
     app.include_router(unsubscribe.router)
