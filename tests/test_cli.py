@@ -310,6 +310,12 @@ def test_preview_without_a_database_lists_the_whole_course_as_json(cli) -> None:
     assert any(e["key"] == "after_6_months" for e in entries)
 
 
+def test_the_text_preview_names_the_zone_and_gives_utc(cli) -> None:
+    out = cli("preview", "--start", "2026-04-01", "--tz", "Europe/Madrid").stdout.splitlines()
+    assert out[0] == "times in Europe/Madrid local time, UTC in brackets"
+    assert out[1].startswith("2026-04-01 10:00 CEST (08:00 UTC)  sms")
+
+
 def test_preview_refuses_an_unknown_zone(cli) -> None:
     result = cli("preview", "--start", "2026-04-01", "--tz", "Nowhere/Land", code=2)
     assert result.stderr.startswith("error: --tz: ")

@@ -22,7 +22,7 @@ from reminders.cli.base import (
     patient_app,
     runtime,
 )
-from reminders.clock import utcnow
+from reminders.clock import as_utc, utcnow
 from reminders.db import read_scope, session_scope
 from reminders.importer import PARTIAL_DEFAULT
 from reminders.timing import to_local, zone
@@ -92,6 +92,7 @@ def enroll(
             detail=f"course {course.id}",
         )
         data = {"patient_id": patient.id, "course_id": course.id}
+        returning = as_utc(patient.created_at) < now
         notes = [
             note
             for stopped, note in (
@@ -103,6 +104,8 @@ def enroll(
 
     def text() -> str:
         lines = [f"patient {data['patient_id']} enrolled, course {data['course_id']}"]
+        if returning:
+            lines.append("note: the clinic had this patient already: a new course on their record")
         return "\n".join(lines + [f"note: {note}" for note in notes])
 
     emit(fmt, data, text)
@@ -232,7 +235,8 @@ def preview(
             )
 
     def text() -> str:
-        lines = []
+        zones = sorted({e["timezone"] for e in entries})
+        lines = [f"times in {', '.join(zones)} local time, UTC in brackets"] if zones else []
         for e in entries:
             utc = datetime.fromisoformat(e["due_at"].replace("Z", "+00:00"))
             local = to_local(utc, zone(e["timezone"]))

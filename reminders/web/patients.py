@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from reminders.audit import record
+from reminders.clock import as_utc
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.importer import (
@@ -156,6 +157,7 @@ def enroll_submit(
                 session, clinic=clinic, raw=values, source=SOURCE, ctx=rt.context(now)
             )
             patient_id, name = patient.id, patient.first_name
+            returning = as_utc(patient.created_at) < now
             carried = [
                 label
                 for label, stopped in (
@@ -178,6 +180,8 @@ def enroll_submit(
             request, staff, values=values, errors=errors_by_field(exc.errors), status=422
         )
     flash = f"{name} is enrolled."
+    if returning:
+        flash = f"{name} was enrolled before: a new course is added to their record."
     if carried:
         # The contact opted out in an earlier enrolment: say so now, not only on the page.
         flash += f" No {' or '.join(carried)} will be sent: this contact opted out earlier."
