@@ -11,6 +11,7 @@ from reminders.api import (
     docs,
     errors,
     health,
+    imports,
     replies,
     twilio,
     unsubscribe,
@@ -72,6 +73,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.add_middleware(RequestMetrics, metrics=app.state.metrics)
     errors.install(app)
     app.include_router(clinic.router)
+    app.include_router(imports.router)
     app.include_router(replies.router)
     app.include_router(worklist.router)
     app.include_router(twilio.router)

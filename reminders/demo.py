@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Collection
 from datetime import UTC, date, datetime, timedelta
@@ -60,8 +61,17 @@ def _saved_id(course: Course) -> int:
 
 
 def run_demo(*, days: int = 240) -> None:
-    """Enroll three patients and play their courses on a simulated clock."""
+    """Enroll three patients and play their courses on a simulated clock, on a database that
+    is removed at the end (and on Ctrl-C)."""
     folder = Path(tempfile.mkdtemp(prefix="reminders-demo-"))
+    try:
+        _play(folder, days=days)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    typer.echo("The demo database is removed; your own database was not touched.")
+
+
+def _play(folder: Path, *, days: int) -> None:
     url = f"sqlite:///{folder / 'demo.db'}"
     upgrade(url)
     rt = build(Settings(database_url=url))
@@ -158,4 +168,5 @@ def run_demo(*, days: int = 240) -> None:
         clock[0] = max(clock[0], upcoming)
         sent += dispatcher.tick().sent
     dispatcher.close()
+    rt.engine.dispose()
     typer.echo(f"\n{sent} messages over {days} days. Try `reminders preview --start {start}`.")

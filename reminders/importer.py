@@ -18,17 +18,32 @@ from reminders.db import read_scope, session_scope
 from reminders.models import Clinic
 from reminders.outbox import materialize_many
 from reminders.services import Context, get_clinic
-from reminders.services.patients import (
+from reminders.services.enrollment import (
+    ALREADY_ENROLLED,
+    Known,
     create_enrollments,
     enrollment_conflict,
+    known_patients,
     live_contacts,
     remove_enrollments,
 )
-from reminders.validation import ENROLL_FIELDS, Enrollment, InvalidInput, validate_enrollment
+from reminders.validation import (
+    ENROLL_FIELDS,
+    REQUIRED_FIELDS,
+    Enrollment,
+    InvalidInput,
+    validate_enrollment,
+)
 
 log = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS = ("first_name", "phone", "email", "channel", "timezone", "start_date")
+# `phone` and `email` may be left out of a file whose rows do not need them: each row's
+# channel says which contact it needs ("phone: required for channel sms").
+REQUIRED_COLUMNS = REQUIRED_FIELDS
+# The web page, the API and `reminders import` share this: a file with a refused row
+# enrolls nobody until it is corrected (or the valid rows are asked for), so uploading the
+# corrected file again is always right.
+PARTIAL_DEFAULT = False
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 10_000
 
@@ -38,12 +53,16 @@ class RowError:
     row: int  # the header is row 1
     field: str
     reason: str
+    patient: str = ""  # the row's first and last name, so staff know whom it was about
 
 
 @dataclass
 class ImportReport:
     enrolled: list[dict[str, int]] = field(default_factory=list)  # row, patient_id, course_id
     errors: list[RowError] = field(default_factory=list)
+    # Rows whose patient has a live course at the clinic already: left as they are, so a
+    # file imported twice enrolls nobody twice.
+    already_enrolled: list[dict[str, int]] = field(default_factory=list)
 
 
 class ImportRefused(Exception):
@@ -117,6 +136,10 @@ class Checked:
     data: Enrollment
 
 
+def _who(raw: dict[str, str]) -> str:
+    return " ".join(part for part in (raw.get("first_name"), raw.get("last_name")) if part)[:160]
+
+
 def import_file(
     engine: Engine,
     *,
@@ -146,7 +169,7 @@ def import_file(
         checked = _check(session, clinic, rows, now=ctx.now, report=report, progress=progress)
     if report.errors and not partial:
         raise ImportRefused(report)
-    written: list[tuple[int, int, int]] = []  # row, patient id, course id
+    written: list[tuple[int, int, int, bool]] = []  # row, patient id, course id, new patient
     pending = list(checked)
     while pending:
         started = time.monotonic()
@@ -174,9 +197,10 @@ def import_file(
             time.sleep(min(BATCH_GAP, (time.monotonic() - started) / 4))
     report.errors.sort(key=lambda error: error.row)
     report.enrolled = [
-        {"row": row, "patient_id": patient, "course_id": course} for row, patient, course in written
+        {"row": row, "patient_id": patient, "course_id": course}
+        for row, patient, course, _new in written
     ]
-    _plan(engine, [course for _, _, course in written], ctx=ctx)
+    _plan(engine, [course for _, _, course, _ in written], ctx=ctx)
     return report
 
 
@@ -189,36 +213,60 @@ def _check(
     report: ImportReport,
     progress: Callable[[int, int], None] | None,
 ) -> list[Checked]:
-    """Every row validated, and its contact checked against the clinic and the rest of the file."""
+    """Every row validated, matched to the clinic's patients (chart number, or phone and
+    name), and its contact checked against the clinic and the rest of the file."""
     valid: list[Checked] = []
+    names: dict[int, str] = {}
     for index, raw in enumerate(rows):
         number = index + 2
         if isinstance(raw, RowError):
             report.errors.append(raw)
         elif raw:  # a blank line keeps its number but enrolls nobody
+            names[number] = _who(raw)
             try:
                 enrollment = validate_enrollment(raw, region=clinic.region, now=now)
             except InvalidInput as exc:
-                report.errors += [RowError(number, e.field, e.reason) for e in exc.errors]
+                report.errors += [
+                    RowError(number, e.field, e.reason, names[number]) for e in exc.errors
+                ]
             else:
                 valid.append(Checked(number, enrollment))
         if progress and index % 500 == 0:
             progress(0, len(rows))
+    clinic_id: int = clinic.id  # type: ignore[assignment]
+    known = known_patients(session, clinic_id=clinic_id, enrollments=[i.data for i in valid])
     phones, emails = live_contacts(
         session,
-        clinic_id=clinic.id,  # type: ignore[arg-type]
+        clinic_id=clinic_id,
         phones={item.data.phone for item in valid if item.data.phone},
         emails={item.data.email for item in valid if item.data.email},
     )
     checked = []
-    for item in valid:
+    charts: set[str] = set()
+    patients: set[int] = set()
+    for item, match in zip(valid, known, strict=True):
+        if match is not None and match.live_course_id is not None:
+            report.already_enrolled.append(
+                {"row": item.row, "patient_id": match.patient_id, "course_id": match.live_course_id}
+            )
+            continue
         # An earlier row of the same file takes the contact, as an enrolment before it would.
         conflict = enrollment_conflict(item.data, phones=phones, emails=emails)
-        if conflict is not None:
-            report.errors.append(RowError(item.row, conflict.field, conflict.reason))
+        if conflict is None and item.data.external_id in charts:
+            conflict_field, reason = "external_id", "appears in an earlier row"
+        elif conflict is None and match is not None and match.patient_id in patients:
+            conflict_field, reason = match.by, "the same patient as an earlier row"
+        elif conflict is not None:
+            conflict_field, reason = conflict.field, conflict.reason
+        else:
+            conflict_field = ""
+        if conflict_field:
+            report.errors.append(RowError(item.row, conflict_field, reason, names[item.row]))
             continue
         phones |= {item.data.phone} if item.data.phone else set()
         emails |= {item.data.email} if item.data.email else set()
+        charts |= {item.data.external_id} if item.data.external_id else set()
+        patients |= {match.patient_id} if match is not None else set()
         checked.append(item)
     report.errors.sort(key=lambda error: error.row)
     return checked
@@ -238,32 +286,42 @@ def _write_batch(
     source: str,
     actor: Actor,
     now: datetime,
-) -> list[tuple[int, int, int]]:
-    """Write the next BATCH_ROWS rows in one short transaction; (row, patient, course) ids."""
+) -> list[tuple[int, int, int, bool]]:
+    """Write the next BATCH_ROWS rows in one short transaction; (row, patient id, course id,
+    whether the patient is new)."""
     batch = pending[:BATCH_ROWS]
+    clinic_id: int = clinic.id  # type: ignore[assignment]
     with session_scope(engine) as session:
         # Checked again under the write lock: an enrolment may have come in meanwhile.
+        known: list[Known | None] = known_patients(
+            session, clinic_id=clinic_id, enrollments=[item.data for item in batch]
+        )
         phones, emails = live_contacts(
             session,
-            clinic_id=clinic.id,  # type: ignore[arg-type]
+            clinic_id=clinic_id,
             phones=[item.data.phone for item in batch if item.data.phone],
             emails=[item.data.email for item in batch if item.data.email],
         )
-        for item in batch:
+        for item, match in zip(batch, known, strict=True):
+            name = f"{item.data.first_name} {item.data.last_name}".strip()
+            if match is not None and match.live_course_id is not None:
+                raise _Refused(RowError(item.row, match.by, ALREADY_ENROLLED, name))
             conflict = enrollment_conflict(item.data, phones=phones, emails=emails)
             if conflict is not None:
-                raise _Refused(RowError(item.row, conflict.field, conflict.reason))
+                raise _Refused(RowError(item.row, conflict.field, conflict.reason, name))
         ids = create_enrollments(
             session,
             clinic=clinic,
             enrollments=[item.data for item in batch],
+            known=[match.patient_id if match else None for match in known],
             source=source,
             now=now,
         )
         written = [
-            (item.row, patient, course) for item, (patient, course) in zip(batch, ids, strict=True)
+            (item.row, patient, course, match is None)
+            for item, (patient, course), match in zip(batch, ids, known, strict=True)
         ]
-        for row, patient, course in written:
+        for row, patient, course, new in written:
             record(
                 session,
                 clinic_id=clinic.id,  # type: ignore[arg-type]
@@ -271,26 +329,31 @@ def _write_batch(
                 action="patient.import",
                 now=now,
                 patient_id=patient,
-                detail=f"row {row}, course {course}",
+                detail=f"row {row}, course {course}" + ("" if new else ", a returning patient"),
             )
     return written
 
 
 def _undo(
     engine: Engine,
-    written: list[tuple[int, int, int]],
+    written: list[tuple[int, int, int, bool]],
     *,
     clinic: Clinic,
     actor: Actor,
     now: datetime,
 ) -> None:
     """Remove what an all-or-nothing import wrote before a row failed (nothing was planned);
-    the trail keeps the import's entries and says each was undone."""
+    the trail keeps the import's entries and says each was undone. A returning patient keeps
+    their record (with the details the row gave); only the new course goes."""
     for start in range(0, len(written), 500):
         part = written[start : start + 500]
         with session_scope(engine) as session:
-            remove_enrollments(session, patient_ids=[patient for _, patient, _ in part])
-            for row, patient, _course in part:
+            remove_enrollments(
+                session,
+                patient_ids=[patient for _, patient, _, new in part if new],
+                course_ids=[course for _, _, course, _ in part],
+            )
+            for row, patient, _course, _new in part:
                 record(
                     session,
                     clinic_id=clinic.id,  # type: ignore[arg-type]

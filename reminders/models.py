@@ -36,6 +36,11 @@ class CourseStatus(enum.StrEnum):
     completed = "completed"
     cancelled = "cancelled"
 
+    @property
+    def word(self) -> str:
+        """What staff call the state, on the page and the command line alike."""
+        return "stopped" if self is CourseStatus.cancelled else self.value
+
 
 class MessageStatus(enum.StrEnum):
     pending = "pending"
@@ -105,11 +110,19 @@ class ApiKey(SQLModel, table=True):
 
 
 class Patient(SQLModel, table=True):
+    # The clinic's chart number names one patient at the clinic; NULLs (no chart number) repeat.
+    __table_args__ = (
+        UniqueConstraint("clinic_id", "external_id", name="uq_patient_clinic_external_id"),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     clinic_id: int = Field(foreign_key="clinic.id", index=True)
     # Opaque id for links sent to the patient (unsubscribe): reveals nothing, guesses nothing.
     public_id: str = Field(default_factory=lambda: uuid.uuid4().hex, max_length=32, unique=True)
     first_name: str = Field(max_length=80)
+    last_name: str = Field(default="", max_length=80)
+    date_of_birth: date | None = None
+    external_id: str | None = Field(default=None, max_length=64)
     phone: str | None = Field(default=None, max_length=20, index=True)
     email: str | None = Field(default=None, max_length=254, index=True)
     channel: ChannelChoice = Field(sa_column=Column(String(8), nullable=False))

@@ -26,6 +26,9 @@ ENROLL_FIELDS = (
     "weeks",
     "locale",
     "ipledge",
+    "last_name",
+    "date_of_birth",
+    "external_id",
 )
 REQUIRED_FIELDS = ("first_name", "channel", "timezone", "start_date")
 CHANNELS = ("sms", "email", "both")
@@ -103,6 +106,37 @@ class Enrollment:
     weeks: int
     locale: str
     ipledge: bool
+    last_name: str = ""
+    date_of_birth: date | None = None
+    external_id: str | None = None  # the clinic's chart number, unique at the clinic
+
+
+def parse_name(value: Any, *, required: bool) -> str:
+    """A first or last name: stripped, at most 80 characters."""
+    text = "" if value is None else str(value).strip()
+    if required and not text:
+        raise ValueError("required")
+    if len(text) > 80:
+        raise ValueError("longer than 80 characters")
+    return text
+
+
+def parse_date_of_birth(value: Any, *, today: date) -> date:
+    """A birth date: not in the future, and within 120 years."""
+    day = parse_date(value)
+    if day > today:
+        raise ValueError(f"{day} is in the future")
+    if today.year - day.year > 120:
+        raise ValueError(f"{day} is more than 120 years ago")
+    return day
+
+
+def parse_external_id(value: Any) -> str | None:
+    """The clinic's chart number: any text up to 64 characters; blank means none."""
+    text = "" if value is None else str(value).strip()
+    if len(text) > 64:
+        raise ValueError("longer than 64 characters")
+    return text or None
 
 
 def _phone_number(value: str, region: str) -> phonenumbers.PhoneNumber:
@@ -245,6 +279,8 @@ def validate_enrollment(raw: Mapping[str, Any], *, region: str, now: datetime) -
     first_name = str(raw.get("first_name") or "").strip()
     if first_name and len(first_name) > 80:
         errors.append(FieldError("first_name", "longer than 80 characters"))
+    last_name = check("last_name", lambda value: parse_name(value, required=False)) or ""
+    external_id = check("external_id", parse_external_id)
     phone = None if _blank(raw.get("phone")) else check("phone", parse_phone, region)
     email = None if _blank(raw.get("email")) else check("email", parse_email)
     channel = str(raw.get("channel") or "").strip().lower()
@@ -264,6 +300,9 @@ def validate_enrollment(raw: Mapping[str, Any], *, region: str, now: datetime) -
     if locale not in LOCALES:
         errors.append(FieldError("locale", f"{locale!r} is not one of {', '.join(LOCALES)}"))
     ipledge = check("ipledge", parse_bool)
+    born = None
+    if not _blank(raw.get("date_of_birth")):
+        born = check("date_of_birth", lambda value: parse_date_of_birth(value, today=now.date()))
     if errors:
         raise InvalidInput(errors)
     # Both are required: had either been blank or invalid, an error was reported above.
@@ -278,4 +317,7 @@ def validate_enrollment(raw: Mapping[str, Any], *, region: str, now: datetime) -
         weeks=weeks,
         locale=locale,
         ipledge=bool(ipledge),
+        last_name=last_name,
+        date_of_birth=born,
+        external_id=external_id,
     )

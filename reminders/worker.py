@@ -7,6 +7,7 @@ import os
 import random
 import signal
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -222,6 +223,13 @@ def run(
     scheduler.add_job(replies_job, "interval", seconds=REPLIES_INTERVAL_SECONDS, id="replies")
 
     def shutdown(signum: int, _frame: FrameType | None) -> None:
+        if stopping.is_set():
+            # A second Ctrl-C: stop now. A row still being sent keeps its lease, and the
+            # reaper of the next worker settles it (asks the provider) once the lease ends.
+            log.warning("signal %s again: exiting now; rows in flight are reaped later", signum)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         log.info("signal %s: finishing in-flight sends, then exiting", signum)
         stopping.set()
         # shutdown(wait=True) waits for the running tick; a signal handler must not block.

@@ -102,6 +102,7 @@ def test_every_command_has_help(cli) -> None:
         ["staff", "reset-password"],
         ["staff", "list"],
         ["patient", "erase"],
+        ["patients"],
         ["audit"],
     ):
         assert "Usage" in cli(*command, "--help").stdout
@@ -116,21 +117,21 @@ def test_enroll_prints_the_new_ids_as_json(cli, clinic_id) -> None:
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
-        ({"--phone": "12"}, "phone"),
-        ({"--phone": "+1 212 555 01"}, "phone"),  # too short to be a real number
-        ({"--phone": "+1 200 555 0101"}, "phone"),  # area code 200 does not exist
-        ({"--channel": "email", "--phone": None, "--email": "ana@"}, "email"),
-        ({"--channel": "email", "--phone": None}, "email"),
-        ({"--channel": "both"}, "email"),
-        ({"--channel": "fax"}, "channel"),
-        ({"--tz": "Mars/Olympus_Mons"}, "timezone"),
-        ({"--tz": "Factory"}, "timezone"),
-        ({"--locale": "fr"}, "locale"),
-        ({"--start": "2027-06-01"}, "start_date"),
-        ({"--start": "2025-01-01"}, "start_date"),
-        ({"--start": "2026-02-30"}, "start_date"),
-        ({"--weeks": "0"}, "weeks"),
-        ({"--first-name": " "}, "first_name"),
+        ({"--phone": "12"}, "--phone"),
+        ({"--phone": "+1 212 555 01"}, "--phone"),  # too short to be a real number
+        ({"--phone": "+1 200 555 0101"}, "--phone"),  # area code 200 does not exist
+        ({"--channel": "email", "--phone": None, "--email": "ana@"}, "--email"),
+        ({"--channel": "email", "--phone": None}, "--email"),
+        ({"--channel": "both"}, "--email"),
+        ({"--channel": "fax"}, "--channel"),
+        ({"--tz": "Mars/Olympus_Mons"}, "--tz"),
+        ({"--tz": "Factory"}, "--tz"),
+        ({"--locale": "fr"}, "--locale"),
+        ({"--start": "2027-06-01"}, "--start"),
+        ({"--start": "2025-01-01"}, "--start"),
+        ({"--start": "2026-02-30"}, "--start"),
+        ({"--weeks": "0"}, "--weeks"),
+        ({"--first-name": " "}, "--first-name"),
     ],
 )
 def test_bad_enrolment_input_is_one_line_naming_the_field_and_writes_nothing(
@@ -149,7 +150,8 @@ def test_a_second_active_course_for_the_same_phone_is_refused(cli, clinic_id) ->
     before = cli.counts()
     result = cli(*enroll_args(clinic_id, **{"--first-name": "Ann"}), code=2)
     assert (
-        result.stderr.strip() == "error: phone: already enrolled in an active course at this clinic"
+        result.stderr.strip()
+        == "error: --phone: already enrolled in an active course at this clinic"
     )
     assert cli.counts() == before
 
@@ -200,19 +202,71 @@ CSV = (
 def test_import_enrolls_valid_rows_and_reports_each_bad_one(cli, clinic_id, tmp_path) -> None:
     path = tmp_path / "patients.csv"
     path.write_bytes(CSV.encode())
-    result = cli("import", str(path), "--clinic", clinic_id, code=1)
+    result = cli("import", str(path), "--clinic", clinic_id, "--keep-valid", code=1)
     assert result.stdout.splitlines() == [
-        "2 enrolled, 2 rejected",
-        "row 4: phone: '555-0102' is not a valid phone number",
-        "row 5: timezone: 'Europe/Nowhere' is not a known IANA time zone",
+        "2 enrolled, 2 refused, 0 already enrolled",
+        "row 4 (Cy): phone: '555-0102' is not a valid phone number",
+        "row 5 (Di): timezone: 'Europe/Nowhere' is not a known IANA time zone",
     ]
     assert cli.counts()["Patient"] == 2
+
+
+def test_import_by_default_enrolls_nobody_when_a_row_is_refused(cli, clinic_id, tmp_path) -> None:
+    path = tmp_path / "patients.csv"
+    path.write_bytes(CSV.encode())
+    result = cli("import", str(path), "--clinic", clinic_id, code=1)
+    assert result.stdout.splitlines()[:2] == [
+        "0 enrolled, 2 refused, 0 already enrolled",
+        "nothing was saved: correct the rows below, or use --keep-valid",
+    ]
+    assert cli.counts()["Patient"] == 0
+
+
+def test_importing_a_file_twice_enrolls_nobody_twice(cli, clinic_id, tmp_path) -> None:
+    path = tmp_path / "patients.csv"
+    path.write_text(
+        "first_name,last_name,external_id,phone,channel,timezone,start_date\n"
+        "Ana,Lopez,A-1,2125550101,sms,America/New_York,2026-03-20\n"
+    )
+    cli("import", str(path), "--clinic", clinic_id)
+    again = cli("import", str(path), "--clinic", clinic_id)
+    assert again.stdout.splitlines() == ["0 enrolled, 0 refused, 1 already enrolled"]
+    assert cli.counts()["Patient"] == 1
+
+
+def test_patients_lists_each_patient_with_their_course_ids_as_json(cli, clinic_id) -> None:
+    first = json.loads(
+        cli(*enroll_args(clinic_id), "--external-id", "A-1", "--format", "json").stdout
+    )
+    cli("course", "stop", str(first["course_id"]))
+    # The same chart number: a new course on the same record, not a second patient.
+    second = json.loads(
+        cli(
+            *enroll_args(clinic_id, **{"--phone": "+12125550177"}),
+            "--external-id",
+            "A-1",
+            "--format",
+            "json",
+        ).stdout
+    )
+    assert second["patient_id"] == first["patient_id"]
+    listed = json.loads(cli("patients", "--clinic", clinic_id, "--format", "json").stdout)
+    assert listed["total"] == 1
+    [item] = listed["items"]
+    assert item["course_ids"] == [first["course_id"], second["course_id"]]
+    assert [c["status"] for c in item["courses"]] == ["stopped", "active"]
+    found = cli("patients", "--clinic", clinic_id, "--search", "(212) 555-0177").stdout
+    assert found.splitlines()[0] == "1 of 1 patients, newest first"
+    none = cli("patients", "--clinic", clinic_id, "--search", "Zed").stdout
+    assert none.splitlines() == ["0 of 0 patients, newest first"]
 
 
 def test_import_reads_lf_files_without_a_bom_and_reports_json(cli, clinic_id, tmp_path) -> None:
     path = tmp_path / "patients.csv"
     path.write_text(CSV.replace("\ufeff", "").replace("\r\n", "\n"))
-    result = cli("import", str(path), "--clinic", clinic_id, "--format", "json", code=1)
+    result = cli(
+        "import", str(path), "--clinic", clinic_id, "--keep-valid", "--format", "json", code=1
+    )
     report = json.loads(result.stdout)
     assert [row["row"] for row in report["enrolled"]] == [2, 3]
     assert [(e["row"], e["field"]) for e in report["errors"]] == [(4, "phone"), (5, "timezone")]
@@ -256,9 +310,15 @@ def test_preview_without_a_database_lists_the_whole_course_as_json(cli) -> None:
     assert any(e["key"] == "after_6_months" for e in entries)
 
 
+def test_the_text_preview_names_the_zone_and_gives_utc(cli) -> None:
+    out = cli("preview", "--start", "2026-04-01", "--tz", "Europe/Madrid").stdout.splitlines()
+    assert out[0] == "times in Europe/Madrid local time, UTC in brackets"
+    assert out[1].startswith("2026-04-01 10:00 CEST (08:00 UTC)  sms")
+
+
 def test_preview_refuses_an_unknown_zone(cli) -> None:
     result = cli("preview", "--start", "2026-04-01", "--tz", "Nowhere/Land", code=2)
-    assert result.stderr.startswith("error: tz: ")
+    assert result.stderr.startswith("error: --tz: ")
 
 
 def test_course_actions_from_the_command_line(cli, clinic_id) -> None:
@@ -267,12 +327,12 @@ def test_course_actions_from_the_command_line(cli, clinic_id) -> None:
     assert "active" in cli("course", "resume", str(course)).stdout
     assert "active" in cli("course", "set-start", str(course), "--start", "2026-03-25").stdout
     result = cli("course", "end", str(course), "--last-dose", "2026-01-01", code=2)
-    assert result.stderr.strip() == "error: last_dose_date: is before the course start date"
+    assert result.stderr.strip() == "error: --last-dose: is before the course start date"
     result = cli("course", "end", str(course), "--last-dose", "9999-12-31", code=2)
     assert result.stderr.strip() == (
-        "error: last_dose_date: 9999-12-31 is more than a year from today"
+        "error: --last-dose: 9999-12-31 is more than a year from today"
     )
-    assert "cancelled" in cli("course", "stop", str(course)).stdout
+    assert "stopped" in cli("course", "stop", str(course)).stdout
     assert cli("course", "resume", str(course), code=2).stderr.startswith("error: status:")
 
 
@@ -301,7 +361,7 @@ def test_clinic_add_requires_a_help_phone(cli) -> None:
 )
 def test_a_bad_help_phone_is_refused_naming_the_field(cli, phone: str, reason: str) -> None:
     result = cli("clinic", "add", "--name", "Lakeside Skin", "--help-contact", phone, code=2)
-    assert result.stderr.strip() == f"error: help_contact: {reason}"
+    assert result.stderr.strip() == f"error: --help-contact: {reason}"
 
 
 def test_the_help_phone_is_kept_in_national_format_and_a_foreign_one_in_international(
@@ -332,7 +392,7 @@ def test_clinic_update_sets_the_address_told_of_replies_and_clears_it(cli, clini
 
 def test_clinic_update_refuses_a_bad_value_and_changes_nothing(cli, clinic_id) -> None:
     result = cli("clinic", "update", clinic_id, "--help-contact", "12", code=2)
-    assert result.stderr.strip().startswith("error: help_contact: ")
+    assert result.stderr.strip().startswith("error: --help-contact: ")
     assert clinic_row(cli, clinic_id).help_contact == "(212) 555-0100"
     assert cli("clinic", "update", clinic_id, code=2).stderr.startswith("error: clinic: ")
 

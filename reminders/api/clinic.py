@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Path, Query
 from sqlmodel import Session
 
 from reminders.api.errors import ADMIN_RESPONSE, CONFLICT_RESPONSE, ERROR_RESPONSES
-from reminders.api.imports import IMPORT_BODY, IMPORT_RESPONSES, read_upload
 from reminders.api.schemas import (
     AuditOut,
     AuditPage,
@@ -27,7 +26,6 @@ from reminders.api.schemas import (
     EnrollIn,
     EventIn,
     EventOut,
-    ImportReportOut,
     MessageList,
     MessageOut,
     MessageStatusName,
@@ -43,10 +41,8 @@ from reminders.deps import (
     ClinicDep,
     ContextDep,
     NowDep,
-    RuntimeDep,
     SessionDep,
 )
-from reminders.importer import import_file
 from reminders.models import Course, CourseStatus, MessageStatus
 from reminders.services import (
     Context,
@@ -69,7 +65,7 @@ from reminders.services import (
     update_patient,
 )
 from reminders.timing import local_today
-from reminders.validation import InvalidInput
+from reminders.validation import InvalidInput, strip_refused
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
@@ -124,7 +120,10 @@ def _audit(
 def create_patient(
     body: EnrollIn, caller: CallerDep, session: SessionDep, ctx: ContextDep
 ) -> PatientOut:
-    """Enroll a patient with a course; the first messages are planned at once."""
+    """Enroll a patient with a course; the first messages are planned at once.
+
+    A patient the clinic has already (the same `external_id`, or the same phone, first and
+    last name) gets the new course on their record: the answer names that patient's id."""
     raw = body.model_dump(mode="json")
     patient, course = enroll(session, clinic=caller.clinic, raw=raw, source=SOURCE, ctx=ctx)
     _audit(
@@ -144,6 +143,13 @@ def read_patients(
     session: SessionDep,
     now: NowDep,
     status: Annotated[CourseStatus | None, Query(description="Course status")] = None,
+    search: Annotated[
+        str,
+        Query(
+            max_length=100,
+            description="Part of a name, an email or a chart number, or a phone in any format",
+        ),
+    ] = "",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
 ) -> PatientPage:
@@ -152,11 +158,15 @@ def read_patients(
         session,
         clinic_id=caller.clinic.id,
         status=status.value if status else None,
+        search=strip_refused(search),
+        region=caller.clinic.region,
         limit=limit,
         offset=offset,
     )
     items = [PatientOut.of(patient, course, now=now) for patient, course in rows]
-    _audit(session, caller, "patient.list", now, detail=f"{len(items)} of {total}, from {offset}")
+    # What was looked at, never what was searched for (a name, a phone).
+    detail = f"{len(items)} of {total}, from {offset}" + (", searched" if search else "")
+    _audit(session, caller, "patient.list", now, detail=detail)
     return PatientPage(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -338,42 +348,6 @@ def add_event(
         detail=f"course {course_id}: {body.type}",
     )
     return EventOut.model_validate(event)
-
-
-@router.post(
-    "/imports",
-    status_code=201,
-    tags=["patients"],
-    openapi_extra=IMPORT_BODY,
-    responses=IMPORT_RESPONSES,
-)
-def create_import(
-    caller: CallerDep,  # first: the key is checked before the upload is read
-    data: Annotated[bytes, Depends(read_upload)],
-    rt: RuntimeDep,
-    ctx: ContextDep,
-    partial: Annotated[
-        bool, Query(description="Enroll the valid rows even when others are invalid")
-    ] = False,
-) -> ImportReportOut:
-    """Enroll every row of a CSV file (a `file` upload, or a text/csv body).
-
-    By default the file is all-or-nothing: one invalid row refuses the whole file with a
-    report naming each row and field, and nothing is written. With `partial=true` the valid
-    rows are enrolled and the invalid ones reported, like `reminders import`. The file is
-    checked whole before anything is written, then written in short transactions (with the
-    audit trail's entries), so other requests never wait on a large import.
-    """
-    report = import_file(
-        rt.engine,
-        clinic_id=caller.clinic.id,  # type: ignore[arg-type]
-        data=data,
-        source="import",
-        ctx=ctx,
-        partial=partial,
-        actor=caller.actor,
-    )
-    return ImportReportOut.of(report)
 
 
 @router.get("/audit", tags=["audit"], responses=ADMIN_RESPONSE)

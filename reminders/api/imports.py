@@ -1,15 +1,19 @@
-"""Reading a CSV upload: a multipart `file` field or a text/csv body, at most 5 MiB."""
+"""POST /v1/imports: a CSV upload (a multipart `file` field or a text/csv body, at most
+5 MiB) enrolled row by row."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from reminders.api.errors import PayloadTooLarge
-from reminders.api.schemas import ErrorBody
-from reminders.importer import MAX_BYTES
+from reminders.api.errors import ERROR_RESPONSES, PayloadTooLarge
+from reminders.api.schemas import ErrorBody, ImportReportOut
+from reminders.deps import CallerDep, ContextDep, RuntimeDep
+from reminders.importer import MAX_BYTES, PARTIAL_DEFAULT, import_file
 from reminders.validation import InvalidInput
+
+router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
 CSV_MEDIA_TYPES = frozenset({"text/csv", "application/csv", "text/plain"})
 MULTIPART = "multipart/form-data"
@@ -82,3 +86,39 @@ async def _multipart_file(request: Request) -> bytes:
         if isinstance(upload, str):  # a plain text part instead of a file part
             return upload.encode("utf-8")
         return await upload.read(MAX_BYTES + 1)
+
+
+@router.post(
+    "/imports",
+    status_code=201,
+    tags=["patients"],
+    openapi_extra=IMPORT_BODY,
+    responses=IMPORT_RESPONSES,
+)
+def create_import(
+    caller: CallerDep,  # first: the key is checked before the upload is read
+    data: Annotated[bytes, Depends(read_upload)],
+    rt: RuntimeDep,
+    ctx: ContextDep,
+    partial: Annotated[
+        bool, Query(description="Enroll the valid rows even when others are invalid")
+    ] = PARTIAL_DEFAULT,
+) -> ImportReportOut:
+    """Enroll every row of a CSV file (a `file` upload, or a text/csv body).
+
+    By default the file is all-or-nothing: one invalid row refuses the whole file with a
+    report naming each row and field, and nothing is written. With `partial=true` the valid
+    rows are enrolled and the invalid ones reported, like `reminders import`. The file is
+    checked whole before anything is written, then written in short transactions (with the
+    audit trail's entries), so other requests never wait on a large import.
+    """
+    report = import_file(
+        rt.engine,
+        clinic_id=caller.clinic.id,  # type: ignore[arg-type]
+        data=data,
+        source="import",
+        ctx=ctx,
+        partial=partial,
+        actor=caller.actor,
+    )
+    return ImportReportOut.of(report)

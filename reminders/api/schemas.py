@@ -32,6 +32,10 @@ from reminders.validation import check_text
 # formatting characters in any text.
 Text = Annotated[str, AfterValidator(check_text)]
 Name = Annotated[Text, Field(min_length=1, max_length=80)]
+LastName = Annotated[Text, Field(max_length=80)]
+ChartNumber = Annotated[
+    Text, Field(max_length=64, description="The clinic's chart number, unique at the clinic")
+]
 Phone = Annotated[Text, Field(max_length=32, examples=["+12125550101"])]
 Email = Annotated[Text, Field(max_length=254, examples=["ana@example.com"])]
 Zone = Annotated[Text, Field(max_length=64, examples=["America/New_York"])]
@@ -80,6 +84,9 @@ class EnrollIn(Strict):
     )
 
     first_name: Name
+    last_name: LastName = ""
+    date_of_birth: date | None = None
+    external_id: ChartNumber | None = None
     phone: Phone | None = None
     email: Email | None = None
     channel: ChannelChoice
@@ -98,6 +105,9 @@ class PatientChange(Strict):
     )
 
     first_name: Name | None = None
+    last_name: LastName | None = None
+    date_of_birth: date | None = None
+    external_id: ChartNumber | None = None
     phone: Phone | None = None
     email: Email | None = None
     channel: ChannelChoice | None = None
@@ -152,6 +162,7 @@ class ErrorItem(BaseModel):
     field: str
     reason: str
     row: int | None = Field(default=None, description="CSV row (the header is row 1)")
+    patient: str | None = Field(default=None, description="CSV row: its patient's name")
 
 
 class ErrorBody(BaseModel):
@@ -193,6 +204,9 @@ class CourseOut(Out):
 class PatientOut(Out):
     id: int
     first_name: str
+    last_name: str
+    date_of_birth: date | None
+    external_id: str | None
     phone: str | None
     email: str | None
     channel: ChannelChoice
@@ -323,12 +337,20 @@ class ImportedRow(BaseModel):
 class ImportReportOut(BaseModel):
     enrolled: list[ImportedRow]
     errors: list[ErrorItem]
+    already_enrolled: list[ImportedRow] = Field(
+        default_factory=list,
+        description="Rows whose patient has a live course at the clinic: left as they are",
+    )
 
     @classmethod
     def of(cls, report: ImportReport) -> ImportReportOut:
         return cls(
             enrolled=[ImportedRow(**entry) for entry in report.enrolled],
-            errors=[ErrorItem(row=e.row, field=e.field, reason=e.reason) for e in report.errors],
+            errors=[
+                ErrorItem(row=e.row, field=e.field, reason=e.reason, patient=e.patient or None)
+                for e in report.errors
+            ],
+            already_enrolled=[ImportedRow(**entry) for entry in report.already_enrolled],
         )
 
 

@@ -14,6 +14,10 @@ from reminders.channels.base import OutgoingMessage, Receipt
 from reminders.clock import utcnow
 from reminders.privacy import mask_contact
 
+# Every console transport (one per channel, one per sending thread) writes to the same
+# terminal: one lock for all of them, so no message is cut by another.
+_PRINTING = threading.Lock()
+
 
 class Console:
     """Delivers to standard output (contacts masked) and, if set, to CONSOLE_OUTBOX."""
@@ -22,17 +26,16 @@ class Console:
         self.name = name
         self.outbox = outbox
         self.out = out or sys.stdout
-        # Sends arrive from several threads; one lock keeps lines whole.
-        self._lock = threading.Lock()
 
     def send(self, message: OutgoingMessage) -> Receipt:
         sent_at = utcnow()
-        header = f"[{self.name} to {mask_contact(message.to)}] {message.key}"
-        with self._lock:
-            print(header, file=self.out)
-            if message.subject:
-                print(f"  Subject: {message.subject}", file=self.out)
-            print(f"  {message.body.strip()}", file=self.out)
+        lines = [f"[{self.name} to {mask_contact(message.to)}] {message.key}"]
+        if message.subject:
+            lines.append(f"  Subject: {message.subject}")
+        lines.append(f"  {message.body.strip()}")
+        with _PRINTING:
+            # One write of the whole message: a print() per line could be split between lines.
+            self.out.write("\n".join(lines) + "\n")
             self.out.flush()
             if self.outbox is not None:
                 line = {

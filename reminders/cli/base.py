@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn
@@ -53,12 +53,47 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
+# The services name the fields as the API does; a command names the flag the user typed.
+FLAGS = {
+    "first_name": "--first-name",
+    "last_name": "--last-name",
+    "date_of_birth": "--date-of-birth",
+    "external_id": "--external-id",
+    "phone": "--phone",
+    "email": "--email",
+    "channel": "--channel",
+    "timezone": "--tz",
+    "start_date": "--start",
+    "weeks": "--weeks",
+    "locale": "--locale",
+    "ipledge": "--ipledge",
+    "last_dose_date": "--last-dose",
+    "date": "--date",
+    "help_contact": "--help-contact",
+    "notify_email": "--notify-email",
+    "sms_name": "--sms-name",
+    "name": "--name",
+    "region": "--region",
+    "send_time": "--send-time",
+    "tz": "--tz",
+    "start": "--start",
+    "last_dose": "--last-dose",
+    "pregnancy_test": "--pregnancy-test",
+}
+
+
 @contextmanager
-def clear_errors() -> Iterator[None]:
-    """Turn the errors a user can fix into one line naming the field, and exit non-zero."""
+def clear_errors(flags: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Turn the errors a user can fix into one line naming the field (by the flag that set
+    it, with `flags`), and exit non-zero."""
+    names = flags or {}
     try:
         yield
-    except (InvalidInput, ConfigError, CarePlanError, Conflict) as exc:
+    except InvalidInput as exc:
+        fail("; ".join(f"{names.get(e.field, e.field)}: {e.reason}" for e in exc.errors))
+    except Conflict as exc:
+        fail(f"{names.get(exc.field, exc.field)}: {exc.reason}")
+    except (ConfigError, CarePlanError) as exc:
         fail(str(exc))
     except NotFound as exc:
         fail(str(exc), code=3)

@@ -8,6 +8,7 @@ import typer
 
 from reminders.audit import Actor, record
 from reminders.cli.base import (
+    FLAGS,
     Format,
     FormatOption,
     clear_errors,
@@ -77,7 +78,7 @@ def clinic_add(
     from reminders.services import create_clinic
 
     rt = runtime()
-    with clear_errors(), session_scope(rt.engine) as session:
+    with clear_errors(FLAGS), session_scope(rt.engine) as session:
         clinic, key = create_clinic(
             session,
             name=name,
@@ -126,7 +127,7 @@ def clinic_update(
     if not changes:
         fail("clinic: give at least one of --name, --tz, --help-contact, --notify-email")
     rt = runtime()
-    with clear_errors(), session_scope(rt.engine) as session:
+    with clear_errors(FLAGS), session_scope(rt.engine) as session:
         clinic = update_clinic(session, clinic=get_clinic(session, clinic_id), changes=changes)
         data = _clinic_data(clinic)
 

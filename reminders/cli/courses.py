@@ -8,10 +8,10 @@ from typing import Annotated, Any
 import typer
 
 from reminders.audit import Actor, record
-from reminders.cli.base import clear_errors, course_app, fail, runtime
+from reminders.cli.base import FLAGS, clear_errors, course_app, fail, runtime
 from reminders.clock import utcnow
 from reminders.db import session_scope
-from reminders.models import Patient
+from reminders.models import CourseStatus, Patient
 
 
 def _course_action(course_id: int, action: Callable[..., Any], name: str, **kwargs: Any) -> None:
@@ -19,7 +19,7 @@ def _course_action(course_id: int, action: Callable[..., Any], name: str, **kwar
 
     rt = runtime()
     now = utcnow()
-    with clear_errors(), session_scope(rt.engine) as session:
+    with clear_errors(FLAGS), session_scope(rt.engine) as session:
         found = get_course(session, course_id=course_id)
         action(session, course=found, ctx=rt.context(now), **kwargs)
         patient = session.get(Patient, found.patient_id)
@@ -33,7 +33,7 @@ def _course_action(course_id: int, action: Callable[..., Any], name: str, **kwar
             patient_id=patient.id,
             detail=f"course {course_id}",
         )
-        typer.echo(f"course {course_id}: {found.status}")
+        typer.echo(f"course {course_id}: {CourseStatus(found.status).word}")
 
 
 @course_app.command("pause")

@@ -12,6 +12,7 @@ from reminders.config import get_settings, require_secret_key
 from reminders.db import read_scope
 from reminders.error_reports import init_error_reports
 from reminders.logs import setup_logging
+from reminders.runtime import Runtime
 
 
 @db_app.command("upgrade")
@@ -53,7 +54,23 @@ def worker() -> None:
         # Before anything else runs, so a missing token or a port taken stops the start.
         server = worker_metrics_server(rt.settings, metrics.registry)
     init_error_reports(rt.settings, process="worker")
+    if not _live_courses(rt):
+        typer.echo(
+            "No course is enrolled yet: nothing to send. Enroll a patient (reminders enroll, "
+            "reminders import, or the clinic page) and the worker picks it up within a minute."
+        )
     run(rt, metrics=metrics, metrics_server=server)
+
+
+def _live_courses(rt: Runtime) -> int:
+    from sqlmodel import col, func, select
+
+    from reminders.models import Course
+    from reminders.services import LIVE_STATUSES
+
+    with read_scope(rt.engine) as session:
+        query = select(func.count()).select_from(Course)
+        return session.exec(query.where(col(Course.status).in_(LIVE_STATUSES))).one()
 
 
 @app.command()
@@ -79,6 +96,16 @@ def demo(
     run_demo(days=days)
 
 
+def clinic_address(public_base_url: str | None, host: str, port: int) -> str:
+    """Where staff open the clinic pages: the public address, else this machine's."""
+    if public_base_url:
+        return public_base_url.rstrip("/") + "/clinic"
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in shown:  # an IPv6 address goes in brackets
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/clinic"
+
+
 @app.command()
 def web(
     port: Annotated[int, typer.Option(envvar="PORT", help="Port to listen on.")] = 8000,
@@ -93,5 +120,6 @@ def web(
     with clear_errors():
         require_secret_key(rt.settings)
     init_error_reports(rt.settings, process="web")
+    typer.echo(f"Clinic pages: {clinic_address(rt.settings.public_base_url, host, port)}")
     # log_config=None leaves logging as set up above, so uvicorn's lines are masked too.
     uvicorn.run(create_app(rt), host=host, port=port, log_config=None)

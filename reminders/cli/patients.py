@@ -6,12 +6,13 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from reminders.audit import Actor, record
 from reminders.cli.base import (
+    FLAGS,
     Format,
     FormatOption,
     app,
@@ -21,8 +22,9 @@ from reminders.cli.base import (
     patient_app,
     runtime,
 )
-from reminders.clock import utcnow
+from reminders.clock import as_utc, utcnow
 from reminders.db import read_scope, session_scope
+from reminders.importer import PARTIAL_DEFAULT
 from reminders.timing import to_local, zone
 
 
@@ -45,9 +47,17 @@ def enroll(
             "that switch iPLEDGE on).",
         ),
     ] = False,
+    last_name: Annotated[str, typer.Option(help="Patient's last name.")] = "",
+    date_of_birth: Annotated[str | None, typer.Option(help="Date of birth, YYYY-MM-DD.")] = None,
+    external_id: Annotated[
+        str | None, typer.Option(help="The clinic's chart number for the patient.")
+    ] = None,
     fmt: FormatOption = Format.text,
 ) -> None:
-    """Enroll a patient with a course starting on START."""
+    """Enroll a patient with a course starting on START.
+
+    A patient the clinic has already (the same --external-id, or the same phone and name)
+    gets the new course on their record."""
     from reminders.services import enroll as enroll_patient
     from reminders.services import get_clinic
 
@@ -62,9 +72,12 @@ def enroll(
         "weeks": weeks,
         "locale": locale,
         "ipledge": ipledge,
+        "last_name": last_name,
+        "date_of_birth": date_of_birth,
+        "external_id": external_id,
     }
     now = utcnow()
-    with clear_errors(), session_scope(rt.engine) as session:
+    with clear_errors(FLAGS), session_scope(rt.engine) as session:
         found = get_clinic(session, clinic)
         patient, course = enroll_patient(
             session, clinic=found, raw=raw, source="staff", ctx=rt.context(now)
@@ -79,6 +92,7 @@ def enroll(
             detail=f"course {course.id}",
         )
         data = {"patient_id": patient.id, "course_id": course.id}
+        returning = as_utc(patient.created_at) < now
         notes = [
             note
             for stopped, note in (
@@ -90,6 +104,8 @@ def enroll(
 
     def text() -> str:
         lines = [f"patient {data['patient_id']} enrolled, course {data['course_id']}"]
+        if returning:
+            lines.append("note: the clinic had this patient already: a new course on their record")
         return "\n".join(lines + [f"note: {note}" for note in notes])
 
     emit(fmt, data, text)
@@ -104,35 +120,66 @@ def import_file(
         ),
     ],
     clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    keep_valid: Annotated[
+        bool,
+        typer.Option(
+            "--keep-valid",
+            help="Enroll the valid rows even when others are refused (by default a file with "
+            "a refused row enrolls nobody, as on the web page and the API).",
+        ),
+    ] = PARTIAL_DEFAULT,
     fmt: FormatOption = Format.text,
 ) -> None:
-    """Enroll every valid row of a CSV file; list each invalid row with its reason."""
+    """Enroll the rows of a CSV file; list each refused row with its patient and reason.
+
+    Rows whose patient has a live course at the clinic already are left as they are, so
+    importing a file twice enrolls nobody twice."""
     from rich.progress import Progress
 
-    from reminders.importer import import_file
+    from reminders.importer import ImportRefused
+    from reminders.importer import import_file as import_rows
 
     rt = runtime()
     data = file.read_bytes()
+    saved = True
     with (
         clear_errors(),
         Progress(transient=True, disable=not sys.stderr.isatty() or fmt == Format.json) as bar,
     ):
         task = bar.add_task("importing", total=None)
-        report = import_file(
-            rt.engine,
-            clinic_id=clinic,
-            data=data,
-            source="import",
-            ctx=rt.context(utcnow()),
-            partial=True,
-            actor=Actor.command_line(),
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-    result = {"enrolled": report.enrolled, "errors": [vars(e) for e in report.errors]}
+        try:
+            report = import_rows(
+                rt.engine,
+                clinic_id=clinic,
+                data=data,
+                source="import",
+                ctx=rt.context(utcnow()),
+                partial=keep_valid,
+                actor=Actor.command_line(),
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except ImportRefused as refused:
+            report, saved = refused.report, False
+    enrolled = report.enrolled if saved else []
+    result = {
+        "saved": saved,
+        "enrolled": enrolled,
+        "already_enrolled": report.already_enrolled,
+        "errors": [vars(e) for e in report.errors],
+    }
 
     def text() -> str:
-        lines = [f"{len(report.enrolled)} enrolled, {len(report.errors)} rejected"]
-        lines += [f"row {e.row}: {e.field}: {e.reason}" for e in report.errors]
+        refused = len({e.row for e in report.errors})
+        summary = (
+            f"{len(enrolled)} enrolled, {refused} refused,"
+            f" {len(report.already_enrolled)} already enrolled"
+        )
+        lines = [summary]
+        if not saved:
+            lines.append("nothing was saved: correct the rows below, or use --keep-valid")
+        for e in report.errors:
+            who = f" ({e.patient})" if e.patient else ""
+            lines.append(f"row {e.row}{who}: {e.field}: {e.reason}")
         return "\n".join(lines)
 
     emit(fmt, result, text)
@@ -168,7 +215,7 @@ def preview(
     if (course is None) == (start is None):
         fail("course: give either --course or --start")
     rt = runtime()
-    with clear_errors():
+    with clear_errors(FLAGS):
         if course is not None:
             with read_scope(rt.engine) as session:
                 entries = preview_course(session, rt, course_id=course, now=utcnow())
@@ -188,7 +235,8 @@ def preview(
             )
 
     def text() -> str:
-        lines = []
+        zones = sorted({e["timezone"] for e in entries})
+        lines = [f"times in {', '.join(zones)} local time, UTC in brackets"] if zones else []
         for e in entries:
             utc = datetime.fromisoformat(e["due_at"].replace("Z", "+00:00"))
             local = to_local(utc, zone(e["timezone"]))
@@ -264,3 +312,77 @@ def audit(
         return "\n".join(lines)
 
     emit(fmt, {"items": entries, "total": total, "limit": limit, "offset": offset}, text)
+
+
+@app.command("patients")
+def patients(
+    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    search: Annotated[
+        str, typer.Option(help="Part of a name, email or chart number, or a phone in any format.")
+    ] = "",
+    limit: Annotated[int, typer.Option(help="At most this many patients, newest first.")] = 50,
+    offset: Annotated[int, typer.Option(help="Skip this many of the newest.")] = 0,
+    fmt: FormatOption = Format.text,
+) -> None:
+    """The clinic's patients, newest first, each with the ids of their courses."""
+    from sqlmodel import col, select
+
+    from reminders.models import Course, CourseStatus
+    from reminders.services import get_clinic, list_patients
+    from reminders.validation import strip_refused
+
+    rt = runtime()
+    now = utcnow()
+    with clear_errors(), read_scope(rt.engine) as session:
+        found = get_clinic(session, clinic)
+        rows, total = list_patients(
+            session,
+            clinic_id=clinic,
+            search=strip_refused(search)[:100],
+            region=found.region,
+            newest_first=True,
+            limit=max(1, min(limit, 1000)),
+            offset=max(0, offset),
+        )
+        ids = [patient.id for patient, _ in rows]
+        courses: dict[int, list[dict[str, Any]]] = {}
+        for course in session.exec(
+            select(Course).where(col(Course.patient_id).in_(ids)).order_by(col(Course.id))
+        ).all():
+            entry = {"id": course.id, "status": CourseStatus(course.status).word}
+            courses.setdefault(course.patient_id, []).append(entry)
+        items: list[dict[str, Any]] = [
+            {
+                "id": patient.id,
+                "first_name": patient.first_name,
+                "last_name": patient.last_name,
+                "external_id": patient.external_id,
+                "phone": patient.phone,
+                "email": patient.email,
+                "channel": str(patient.channel),
+                "course_ids": [entry["id"] for entry in courses.get(patient.id or 0, [])],
+                "courses": courses.get(patient.id or 0, []),
+            }
+            for patient, _course in rows
+        ]
+        # What was looked at, never what was searched for.
+        record(
+            session,
+            clinic_id=clinic,
+            actor=Actor.command_line(),
+            action="patient.list",
+            now=now,
+            detail=f"{len(items)} of {total}, from {offset}" + (", searched" if search else ""),
+        )
+
+    def text() -> str:
+        lines = [f"{len(items)} of {total} patients, newest first"]
+        for item in items:
+            name = f"{item['first_name']} {item['last_name']}".strip()
+            chart = f"  chart {item['external_id']}" if item["external_id"] else ""
+            contact = " ".join(str(item[key]) for key in ("phone", "email") if item[key])
+            listed = ", ".join(f"{entry['id']} ({entry['status']})" for entry in item["courses"])
+            lines.append(f"{item['id']}  {name}{chart}  {contact}  courses {listed}")
+        return "\n".join(lines)
+
+    emit(fmt, {"items": items, "total": total, "limit": limit, "offset": offset}, text)

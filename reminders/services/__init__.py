@@ -33,6 +33,7 @@ from reminders.services.courses import (
     resume_course,
     stop_course,
 )
+from reminders.services.enrollment import check_enrollment, enroll
 from reminders.services.erasure import ERASED, due_for_erasure, erase_patient
 from reminders.services.keys import (
     active_key,
@@ -47,9 +48,7 @@ from reminders.services.keys import (
 )
 from reminders.services.patients import (
     PATIENT_FIELDS,
-    check_enrollment,
     current_course,
-    enroll,
     get_patient,
     list_patients,
     patient_messages,

@@ -39,6 +39,10 @@ def erase_patient(session: Session, *, patient: Patient, now: datetime) -> Patie
     if live is not None:
         raise Conflict("course", f"course {live} is still running; stop or finish it first")
     patient.first_name = ERASED
+    # Who they were goes too; the chart number is free for the clinic to give again.
+    patient.last_name = ""
+    patient.date_of_birth = None
+    patient.external_id = None
     patient.phone = None
     patient.email = None
     patient.erased_at = now

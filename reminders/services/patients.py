@@ -1,227 +1,57 @@
-"""Enrolment, and reading and changing a patient."""
+"""Reading and changing a patient (enrolment is reminders.services.enrollment)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
-import uuid
-from collections.abc import Collection, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import date
 from typing import Any
 
-from sqlalchemy import ScalarSelect, delete, func, insert, or_
-from sqlmodel import Session, SQLModel, col, select
+from sqlalchemy import ColumnElement, ScalarSelect, func, or_
+from sqlmodel import Session, col, select
 
 from reminders.lifecycle import cancel_pending
 from reminders.models import (
     Channel,
     ChannelChoice,
     Clinic,
-    ConsentEvent,
     Course,
-    CourseEvent,
     CourseStatus,
     Message,
     Patient,
 )
-from reminders.outbox import materialize
 from reminders.render import LOCALES
 from reminders.services import reachability
 from reminders.services.clinics import get_clinic
 from reminders.services.common import LIVE_STATUSES, Conflict, Context, NotFound
 from reminders.services.consent import carry_opt_outs, record_consent
 from reminders.services.courses import live_courses, replan
+from reminders.services.enrollment import ALREADY_ENROLLED
 from reminders.validation import (
     CHANNELS,
-    Enrollment,
     FieldError,
     InvalidInput,
+    parse_date_of_birth,
     parse_email,
+    parse_external_id,
+    parse_name,
     parse_phone,
     parse_timezone,
     text_errors,
-    validate_enrollment,
 )
 
-ALREADY_ENROLLED = "already enrolled in an active course at this clinic"
-
-
-def live_contacts(
-    session: Session, *, clinic_id: int, phones: Collection[str], emails: Collection[str]
-) -> tuple[set[str], set[str]]:
-    """Which of these phones and emails already have a live course at the clinic."""
-    live = (
-        select(Patient.phone, Patient.email)
-        .join(Course, col(Course.patient_id) == Patient.id)
-        .where(Patient.clinic_id == clinic_id, col(Course.status).in_(LIVE_STATUSES))
-    )
-    # One query per kind of contact, each on its own index.
-    found_phones: set[str] = set()
-    found_emails: set[str] = set()
-    if phones:
-        rows = session.exec(live.where(col(Patient.phone).in_(list(phones)))).all()
-        found_phones = {phone for phone, _ in rows if phone is not None}
-    if emails:
-        rows = session.exec(live.where(col(Patient.email).in_(list(emails)))).all()
-        found_emails = {email for _, email in rows if email is not None}
-    return found_phones, found_emails
-
-
-def enrollment_conflict(
-    data: Enrollment, *, phones: Collection[str], emails: Collection[str]
-) -> FieldError | None:
-    """The field of an enrolment whose contact already has a live course, if any."""
-    if data.phone and data.phone in phones:
-        return FieldError("phone", ALREADY_ENROLLED)
-    if data.email and data.email in emails:
-        return FieldError("email", ALREADY_ENROLLED)
-    return None
-
-
-def check_enrollment(
-    session: Session, *, clinic: Clinic, raw: Mapping[str, Any], now: datetime
-) -> Enrollment:
-    """Validate an enrolment, including that the contact has no live course at the clinic."""
-    enrollment = validate_enrollment(raw, region=clinic.region, now=now)
-    phones, emails = live_contacts(
-        session,
-        clinic_id=clinic.id,  # type: ignore[arg-type]
-        phones=[enrollment.phone] if enrollment.phone else [],
-        emails=[enrollment.email] if enrollment.email else [],
-    )
-    conflict = enrollment_conflict(enrollment, phones=phones, emails=emails)
-    if conflict is not None:
-        raise InvalidInput([conflict])
-    return enrollment
-
-
-def enroll(
-    session: Session,
-    *,
-    clinic: Clinic,
-    raw: Mapping[str, Any],
-    source: str,
-    ctx: Context,
-) -> tuple[Patient, Course]:
-    """Enroll a patient with a course, record their consent, and plan the first messages.
-
-    A number or an address that opted out in another enrolment (at any clinic) stays opted
-    out: its channel is planned nothing until the patient opts in again.
-    """
-    data = check_enrollment(session, clinic=clinic, raw=raw, now=ctx.now)
-    [(patient_id, course_id)] = create_enrollments(
-        session, clinic=clinic, enrollments=[data], source=source, now=ctx.now
-    )
-    patient, course = session.get(Patient, patient_id), session.get(Course, course_id)
-    assert patient is not None and course is not None
-    materialize(session, course=course, careplan=ctx.careplan, now=ctx.now, horizon=ctx.horizon)
-    return patient, course
-
-
-def create_enrollments(
-    session: Session,
-    *,
-    clinic: Clinic,
-    enrollments: Sequence[Enrollment],
-    source: str,
-    now: datetime,
-) -> list[tuple[int, int]]:
-    """Write checked enrolments: the patients, their consent, their courses (not planned yet).
-
-    A few statements for any number of them (a spreadsheet of thousands writes in batches of
-    this); returns (patient id, course id) in the order given. A number or address that
-    opted out in another enrolment stays opted out (carry_opt_outs).
-    """
-    patients = [
-        {
-            "clinic_id": clinic.id,
-            "public_id": uuid.uuid4().hex,
-            "first_name": data.first_name,
-            "phone": data.phone,
-            "email": data.email,
-            "channel": data.channel,
-            "timezone": data.timezone,
-            "locale": data.locale,
-            "ipledge": data.ipledge,
-            "consent_at": now,
-            "consent_source": source,
-            "sms_opted_out": False,
-            "email_opted_out": False,
-            "created_at": now,
-        }
-        for data in enrollments
-    ]
-    patient_ids = _insert(session, Patient, patients)
-    consents = [
-        {
-            "patient_id": patient_id,
-            "channel": channel.value,
-            "action": "opt_in",
-            "source": source,
-            "detail": "",
-            "at": now,
-        }
-        for patient_id, data in zip(patient_ids, enrollments, strict=True)
-        for channel in ChannelChoice(data.channel).channels
-    ]
-    session.execute(insert(ConsentEvent), consents)
-    _carry_opt_outs(session, patient_ids, enrollments, now=now)
-    courses = [
-        {
-            "patient_id": patient_id,
-            "start_date": data.start_date,
-            "weeks": data.weeks,
-            "last_dose_date": None,
-            "status": CourseStatus.active.value,
-            "plan_from": now,
-            "planned_until": None,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for patient_id, data in zip(patient_ids, enrollments, strict=True)
-    ]
-    return list(zip(patient_ids, _insert(session, Course, courses), strict=True))
-
-
-def _carry_opt_outs(
-    session: Session, patient_ids: list[int], enrollments: Sequence[Enrollment], *, now: datetime
-) -> None:
-    """carry_opt_outs for the new patients whose phone or email opted out elsewhere (found by
-    one query: a large import pays for the few)."""
-    phones = {data.phone for data in enrollments if data.phone}
-    emails = {data.email for data in enrollments if data.email}
-    opted = session.exec(
-        select(Patient.phone, Patient.email).where(
-            or_(
-                col(Patient.phone).in_(list(phones)) & col(Patient.sms_opted_out),
-                col(Patient.email).in_(list(emails)) & col(Patient.email_opted_out),
-            )
-        )
-    ).all()
-    opted_contacts = {contact for row in opted for contact in row if contact}
-    for patient_id, data in zip(patient_ids, enrollments, strict=True):
-        if {data.phone, data.email} & opted_contacts:
-            patient = session.get(Patient, patient_id)
-            assert patient is not None
-            carry_opt_outs(session, patient=patient, now=now)
-
-
-def _insert(session: Session, table: type[SQLModel], rows: list[dict[str, Any]]) -> list[int]:
-    """Insert rows in one statement; their new ids, in the order given."""
-    statement = insert(table).returning(table.id, sort_by_parameter_order=True)  # type: ignore[attr-defined]
-    return list(session.execute(statement, rows).scalars())
-
-
-def remove_enrollments(session: Session, *, patient_ids: list[int]) -> None:
-    """Delete patients enrolled moments ago whose enrolment is being undone, with their consent
-    and courses. Only for enrolments never planned: nothing was sent to them."""
-    courses = select(Course.id).where(col(Course.patient_id).in_(patient_ids))
-    session.execute(delete(CourseEvent).where(col(CourseEvent.course_id).in_(courses)))
-    session.execute(delete(Course).where(col(Course.patient_id).in_(patient_ids)))
-    session.execute(delete(ConsentEvent).where(col(ConsentEvent.patient_id).in_(patient_ids)))
-    session.execute(delete(Patient).where(col(Patient.id).in_(patient_ids)))
-
-
-PATIENT_FIELDS = ("first_name", "phone", "email", "channel", "timezone", "locale")
+PATIENT_FIELDS = (
+    "first_name",
+    "last_name",
+    "date_of_birth",
+    "external_id",
+    "phone",
+    "email",
+    "channel",
+    "timezone",
+    "locale",
+)
 
 
 def get_patient(session: Session, *, patient_id: int, clinic_id: int | None) -> Patient:
@@ -249,40 +79,54 @@ def latest_course_id() -> ScalarSelect[int]:
     )
 
 
+def search_conditions(text: str, *, region: str) -> list[ColumnElement[bool]]:
+    """What `text` may match: a name (first, last or both), an email or a chart number (any
+    part, any case), or a phone in any format: read as a number of the clinic's region, or,
+    with three digits or more, part of one (so "555-0101" finds +12125550101)."""
+    lowered = text.lower()
+    full_name = func.lower(Patient.first_name + " " + Patient.last_name)
+    matches = [
+        full_name.contains(lowered, autoescape=True),
+        func.lower(Patient.last_name + " " + Patient.first_name).contains(lowered, autoescape=True),
+        func.lower(Patient.email).contains(lowered, autoescape=True),
+        func.lower(Patient.external_id).contains(lowered, autoescape=True),
+    ]
+    with contextlib.suppress(ValueError):
+        matches.append(col(Patient.phone) == parse_phone(text, region))
+    digits = re.sub(r"\D", "", text)
+    if len(digits) >= 3:
+        matches.append(col(Patient.phone).contains(digits, autoescape=True))
+    return matches
+
+
 def list_patients(
     session: Session,
     *,
     clinic_id: int | None,
     status: str | None = None,
     search: str = "",
+    region: str = "US",
+    where: Sequence[ColumnElement[bool]] = (),
     newest_first: bool = False,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[tuple[Patient, Course]], int]:
     """A page of the clinic's patients with their latest course, and the total that match.
 
-    `search` matches the first name or email (any part, any case) or, with three digits or
-    more, the phone number (so "555-0101" finds +12125550101).
+    `search` is search_conditions'; `where` adds conditions of the caller's (a page's filter).
     """
     if status is not None and status not in {s.value for s in CourseStatus}:
         raise InvalidInput.one("status", f"{status!r} is not a course status")
     query = (
         select(Patient, Course)
         .join(Course, col(Course.id) == latest_course_id())
-        .where(Patient.clinic_id == clinic_id)
+        .where(Patient.clinic_id == clinic_id, *where)
     )
     if status is not None:
         query = query.where(Course.status == status)
     text = search.strip()
     if text:
-        matches = [
-            func.lower(Patient.first_name).contains(text.lower(), autoescape=True),
-            func.lower(Patient.email).contains(text.lower(), autoescape=True),
-        ]
-        digits = re.sub(r"\D", "", text)
-        if len(digits) >= 3:
-            matches.append(col(Patient.phone).contains(digits, autoescape=True))
-        query = query.where(or_(*matches))
+        query = query.where(or_(*search_conditions(text, region=region)))
     total = session.exec(select(func.count()).select_from(query.subquery())).one()
     order = col(Patient.id).desc() if newest_first else col(Patient.id)
     rows = session.exec(query.order_by(order).offset(offset).limit(limit)).all()
@@ -290,7 +134,12 @@ def list_patients(
 
 
 def _check_patient_changes(
-    session: Session, *, patient: Patient, clinic: Clinic, changes: Mapping[str, Any]
+    session: Session,
+    *,
+    patient: Patient,
+    clinic: Clinic,
+    changes: Mapping[str, Any],
+    ctx_today: date,
 ) -> dict[str, Any]:
     """The patient's fields after `changes`, each checked like an enrolment's."""
     errors = [
@@ -304,10 +153,12 @@ def _check_patient_changes(
     for name, value in changes.items():
         text = "" if value is None else str(value).strip()
         try:
-            if name == "first_name":
-                if not text or len(text) > 80:
-                    raise ValueError("required, at most 80 characters")
-                values[name] = text
+            if name in ("first_name", "last_name"):
+                values[name] = parse_name(text, required=name == "first_name")
+            elif name == "date_of_birth":
+                values[name] = parse_date_of_birth(text, today=ctx_today) if text else None
+            elif name == "external_id":
+                values[name] = parse_external_id(text)
             elif name == "phone":
                 values[name] = parse_phone(text, clinic.region) if text else None
             elif name == "email":
@@ -340,6 +191,17 @@ def _check_patient_changes(
             ).first()
             if taken is not None:
                 errors.append(FieldError(name, ALREADY_ENROLLED))
+    chart = values["external_id"]
+    if chart and chart != patient.external_id:
+        taken = session.exec(
+            select(Patient.id).where(
+                Patient.clinic_id == clinic.id,
+                Patient.id != patient.id,
+                Patient.external_id == chart,
+            )
+        ).first()
+        if taken is not None:
+            errors.append(FieldError("external_id", f"chart number of patient {taken}"))
     if errors:
         raise InvalidInput(errors)
     return values
@@ -355,7 +217,9 @@ def update_patient(
     another enrolment carries its opt-out here; one that replaces an unreachable contact
     releases what was held for it (reachability.contacts_changed)."""
     clinic = get_clinic(session, patient.clinic_id)
-    values = _check_patient_changes(session, patient=patient, clinic=clinic, changes=changes)
+    values = _check_patient_changes(
+        session, patient=patient, clinic=clinic, changes=changes, ctx_today=ctx.now.date()
+    )
     before = set(ChannelChoice(patient.channel).channels)
     choice = ChannelChoice(values["channel"])
     after = set(choice.channels)

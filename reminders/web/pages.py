@@ -15,7 +15,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from reminders.clock import as_utc
 from reminders.db import session_scope
 from reminders.deps import get_runtime
-from reminders.models import StaffSession
+from reminders.models import CourseStatus, StaffSession
 from reminders.sessions import token_hash
 from reminders.timing import zone
 from reminders.validation import FieldError
@@ -107,12 +107,8 @@ _env.globals.update(
         "post_course": "After the course",
         "ipledge": "iPLEDGE steps",
     },
-    course_labels={
-        "active": "Active",
-        "paused": "Paused",
-        "completed": "Completed",
-        "cancelled": "Stopped",
-    },
+    # The command line's words too (CourseStatus.word): "stopped", never "cancelled".
+    course_labels={status.value: status.word for status in CourseStatus},
     source_labels={
         "staff": "By staff",
         "api": "Through the API",

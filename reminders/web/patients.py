@@ -9,10 +9,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from reminders.audit import record
+from reminders.clock import as_utc
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
-from reminders.importer import MAX_BYTES, ImportRefused, ImportReport, import_file
-from reminders.models import CourseStatus
+from reminders.importer import (
+    MAX_BYTES,
+    PARTIAL_DEFAULT,
+    ImportRefused,
+    ImportReport,
+    import_file,
+)
 from reminders.render import LOCALES
 from reminders.runtime import Runtime
 from reminders.services import enroll, get_clinic
@@ -26,7 +32,6 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 SOURCE = "staff"
 IMPORT_PATH = f"{PREFIX}/import"
-STATUSES = [status.value for status in CourseStatus]
 # Offered while typing; any IANA zone is accepted.
 COMMON_ZONES = (
     "America/New_York",
@@ -54,8 +59,9 @@ def patient_list(
     status: str = "",
     page: int = 1,
 ) -> Response:
-    """The clinic's patients, newest first, searchable by name, email or phone."""
-    status = status if status in STATUSES else ""
+    """The clinic's patients, newest first, searchable by name, email, chart number or phone
+    (any format), filtered by their course or by what needs attention."""
+    status = status if status in queries.FILTERS else ""
     page = max(1, min(page, 10_000))
     q = strip_refused(q)[:100]  # PostgreSQL cannot even compare a string holding NUL
     with read_scope(rt.engine) as session:
@@ -64,7 +70,8 @@ def patient_list(
             clinic_id=staff.clinic_id,
             now=now,
             search=q,
-            status=status or None,
+            region=get_clinic(session, staff.clinic_id).region,
+            show=status or None,
             offset=(page - 1) * queries.PAGE_SIZE,
         )
         # What was looked at, never what was searched for (a name, an email).
@@ -85,7 +92,7 @@ def patient_list(
         total=total,
         q=q,
         status=status,
-        statuses=STATUSES,
+        filters={name: label for name, (label, _) in queries.FILTERS.items()},
         page=page,
         pages=max(1, -(-total // queries.PAGE_SIZE)),
         channel_names=queries.CHANNEL_NAMES,
@@ -130,6 +137,9 @@ def enroll_form(request: Request, staff: StaffDep, now: NowDep) -> Response:
         "weeks": "20",
         "locale": "en",
         "ipledge": "",
+        "last_name": "",
+        "date_of_birth": "",
+        "external_id": "",
     }
     return _enroll_page(request, staff, values=values, errors={})
 
@@ -147,6 +157,7 @@ def enroll_submit(
                 session, clinic=clinic, raw=values, source=SOURCE, ctx=rt.context(now)
             )
             patient_id, name = patient.id, patient.first_name
+            returning = as_utc(patient.created_at) < now
             carried = [
                 label
                 for label, stopped in (
@@ -169,6 +180,8 @@ def enroll_submit(
             request, staff, values=values, errors=errors_by_field(exc.errors), status=422
         )
     flash = f"{name} is enrolled."
+    if returning:
+        flash = f"{name} was enrolled before: a new course is added to their record."
     if carried:
         # The contact opted out in an earlier enrolment: say so now, not only on the page.
         flash += f" No {' or '.join(carried)} will be sent: this contact opted out earlier."
@@ -201,7 +214,26 @@ def _import_page(
 
 @router.get("/import")
 def import_form(request: Request, staff: StaffDep) -> Response:
-    return _import_page(request, staff)
+    return _import_page(request, staff, partial=PARTIAL_DEFAULT)
+
+
+# Every column the importer reads, with two made-up patients: one by SMS, one by email.
+TEMPLATE_CSV = (
+    "first_name,last_name,external_id,date_of_birth,phone,email,channel,timezone,"
+    "start_date,weeks,locale,ipledge\r\n"
+    "Ana,Lopez,CH-1001,1999-04-12,(212) 555-0101,,sms,America/New_York,2026-12-01,20,en,no\r\n"
+    "Luis,Ortiz,CH-1002,,,luis@example.com,email,America/Chicago,2026-12-01,24,es,no\r\n"
+)
+
+
+@router.get("/import/template.csv")
+def import_template(staff: StaffDep) -> Response:
+    """A CSV file to fill in: the header names every column, two rows show the formats."""
+    return Response(
+        TEMPLATE_CSV,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="patients-template.csv"'},
+    )
 
 
 def _import(

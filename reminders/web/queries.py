@@ -5,10 +5,11 @@ Every change goes through reminders.services; these only read, always within one
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_
+from sqlalchemy import ColumnElement, func, or_
 from sqlmodel import Session, col, select
 
 from reminders.models import (
@@ -46,6 +47,32 @@ RECENT = timedelta(days=30)
 WEEK = timedelta(days=7)
 
 
+def _needs_attention(now: datetime) -> ColumnElement[bool]:
+    """A message that failed or did not arrive in the last 30 days, or an unread reply."""
+    failed = select(Message.patient_id).where(
+        col(Message.status).in_(ATTENTION_STATUSES), Message.updated_at >= now - RECENT
+    )
+    unread = select(InboundMessage.patient_id).where(
+        InboundMessage.state == ReplyState.unread.value
+    )
+    return or_(col(Patient.id).in_(failed), col(Patient.id).in_(unread))
+
+
+def _course_is(status: CourseStatus) -> Callable[[datetime], ColumnElement[bool]]:
+    return lambda _now: col(Course.status) == status.value
+
+
+# The patient list's filters, by their value in the address (?status=...): a label and the
+# condition on the patient and their latest course. Add one here and it is on the page.
+FILTERS: dict[str, tuple[str, Callable[[datetime], ColumnElement[bool]]]] = {
+    "active": ("Active courses", _course_is(CourseStatus.active)),
+    "paused": ("Paused courses", _course_is(CourseStatus.paused)),
+    "attention": ("Needs attention", _needs_attention),
+    "completed": ("Completed courses", _course_is(CourseStatus.completed)),
+    "cancelled": ("Stopped courses", _course_is(CourseStatus.cancelled)),
+}
+
+
 @dataclass(frozen=True)
 class PatientRow:
     patient: Patient
@@ -61,19 +88,23 @@ def patient_rows(
     clinic_id: int,
     now: datetime,
     search: str = "",
-    status: str | None = None,
+    region: str = "US",
+    show: str | None = None,
     offset: int = 0,
     limit: int = PAGE_SIZE,
 ) -> tuple[list[PatientRow], int]:
     """A page of the clinic's patients, newest first, with their next message and last outcome.
 
-    `search` is services.list_patients' (name, email, or three digits of the phone).
+    `search` is services.list_patients' (a name, an email, a chart number, a phone in any
+    format); `show` names one of FILTERS.
     """
+    where = [FILTERS[show][1](now)] if show in FILTERS else []
     found, total = list_patients(
         session,
         clinic_id=clinic_id,
-        status=status,
+        where=where,
         search=search,
+        region=region,
         newest_first=True,
         limit=limit,
         offset=offset,

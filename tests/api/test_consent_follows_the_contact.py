@@ -32,7 +32,8 @@ def test_re_enrolling_an_opted_out_number_plans_no_sms(api: Api) -> None:
     first = api.enroll()
     api.text("STOP")
     api.post(f"/v1/courses/{first['course_id']}/stop")
-    again = api.enroll()
+    # Another person at the number (another name): a patient record of their own.
+    again = api.enroll(first_name="Bea")
     assert again["id"] != first["id"]
     assert again["sms_opted_out"] is True
     assert sms_rows(api, again["id"]) == []
@@ -43,6 +44,20 @@ def test_re_enrolling_an_opted_out_number_plans_no_sms(api: Api) -> None:
     consent = api.get(f"/v1/patients/{again['id']}/consent").json()
     assert consent["items"][-1]["detail"] == CARRIED
     assert consent["sms_opted_out"] is True
+
+
+def test_a_returning_patient_who_opted_out_gets_a_new_course_and_stays_opted_out(
+    api: Api,
+) -> None:
+    first = api.enroll()
+    api.text("STOP")
+    api.post(f"/v1/courses/{first['course_id']}/stop")
+    again = api.enroll()  # the same phone and name: the same patient
+    assert (again["id"], again["sms_opted_out"]) == (first["id"], True)
+    assert again["course_id"] != first["course_id"]
+    assert [m for m in sms_rows(api, again["id"]) if m["status"] == "planned"] == []
+    # No staff opt-in over the patient's STOP.
+    assert ledger(api, again["id"]) == [("sms", "opt_in", "api"), ("sms", "opt_out", "reply")]
 
 
 def test_an_opted_out_number_stays_opted_out_at_another_clinic(api: Api) -> None:

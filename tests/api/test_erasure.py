@@ -158,3 +158,13 @@ def test_patient_erase_on_the_command_line(cli: CliRunner) -> None:
     audit = json.loads(run("audit", "--clinic", "1", "--format", "json"))
     actions = [entry["action"] for entry in audit["items"]]
     assert actions == ["clinic.retention", "patient.erase", "course.stop", "patient.enroll"]
+
+
+def test_an_erased_patients_chart_number_can_be_given_again(api: Api) -> None:
+    first = api.enroll(last_name="Lopez", external_id="CH-9", date_of_birth="1999-04-12")
+    api.post(f"/v1/courses/{first['course_id']}/stop")
+    assert erase(api, first["id"]).status_code == 200
+    erased = api.patient(first["id"])
+    assert (erased.last_name, erased.external_id, erased.date_of_birth) == ("", None, None)
+    again = api.enroll(external_id="CH-9", phone="+12125550177")
+    assert again["id"] != first["id"]

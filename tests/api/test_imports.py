@@ -52,6 +52,53 @@ def test_a_partial_import_enrolls_the_valid_rows_and_reports_the_rest(api: Api) 
     assert {error["field"] for error in report["errors"]} == {"phone", "timezone"}
 
 
+def test_an_sms_only_file_without_an_email_column_imports(api: Api) -> None:
+    sms_only = "first_name,phone,channel,timezone,start_date\nAna,+12125550101,sms,UTC,2026-03-16\n"
+    response = upload(api, sms_only.encode())
+    assert response.status_code == 201, response.text
+    assert len(response.json()["enrolled"]) == 1
+
+
+def test_a_row_that_needs_a_missing_column_is_refused_naming_its_patient(api: Api) -> None:
+    data = "first_name,last_name,phone,channel,timezone,start_date\n"
+    data += "Luis,Ortiz,+12125550102,email,UTC,2026-03-16\n"
+    response = upload(api, data.encode())
+    assert response.status_code == 422
+    [item] = response.json()["detail"]
+    assert (item["row"], item["field"], item["patient"]) == (2, "email", "Luis Ortiz")
+    assert item["reason"] == "required for channel email"
+
+
+def test_a_row_with_a_known_chart_number_adds_a_course_to_that_patient(api: Api) -> None:
+    enrolled = api.post(
+        "/v1/patients",
+        json={
+            "first_name": "Ana",
+            "last_name": "Lopez",
+            "external_id": "CH-0042",
+            "phone": "+12125550101",
+            "channel": "sms",
+            "timezone": "America/New_York",
+            "start_date": "2026-03-16",
+        },
+    ).json()
+    data = "first_name,last_name,external_id,phone,channel,timezone,start_date\n"
+    data += "Ana,López,CH-0042,+12125550109,sms,America/Chicago,2026-03-20\n"
+    # While the first course runs, the row is already enrolled: nothing is written.
+    report = upload(api, data.encode()).json()
+    assert report["enrolled"] == []
+    assert report["already_enrolled"] == [
+        {"row": 2, "patient_id": enrolled["id"], "course_id": enrolled["course_id"]}
+    ]
+    api.post(f"/v1/courses/{enrolled['course_id']}/stop")
+    report = upload(api, data.encode()).json()
+    [row] = report["enrolled"]
+    assert row["patient_id"] == enrolled["id"] and row["course_id"] != enrolled["course_id"]
+    patient = api.get(f"/v1/patients/{enrolled['id']}").json()
+    assert (patient["course_id"], patient["phone"]) == (row["course_id"], "+12125550109")
+    assert api.get("/v1/patients").json()["total"] == 1
+
+
 def test_an_oversize_file_is_413_and_writes_nothing(api: Api) -> None:
     before = row_counts(api.rt)
     big = (GOOD + "#" * (5 * 1024 * 1024)).encode()

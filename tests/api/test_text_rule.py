@@ -163,9 +163,9 @@ def test_the_command_line_refuses_it_and_writes_nothing(
     finally:
         get_settings.cache_clear()
         root.handlers[:], root.level = handlers, level
-    assert refused_clinic.exit_code == 2 and "name: contains" in refused_clinic.output
+    assert refused_clinic.exit_code == 2 and "--name: contains" in refused_clinic.output
     assert refused.exit_code == 2, refused.output
-    assert "first_name: contains a" in refused.output and f"U+{ord(char):04X}" in refused.output
+    assert "--first-name: contains a" in refused.output and f"U+{ord(char):04X}" in refused.output
     engine = make_engine(database_url)
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(Patient)).one() == 0

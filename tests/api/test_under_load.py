@@ -28,8 +28,9 @@ READS = 50
 
 def large_file() -> bytes:
     today = utcnow().date().isoformat()
-    lines = ["first_name,phone,email,channel,timezone,start_date"]
-    lines += [f"P{n},+1212555{n:04d},,sms,America/New_York,{today}" for n in range(ROWS)]
+    # Every row is SMS: the file needs no email column.
+    lines = ["first_name,phone,channel,timezone,start_date"]
+    lines += [f"P{n},+1212555{n:04d},sms,America/New_York,{today}" for n in range(ROWS)]
     return ("\n".join(lines) + "\n").encode()
 
 

@@ -162,7 +162,9 @@ def test_enrolling_a_number_that_opted_out_says_so_and_plans_no_text(data: Site)
         )
         form = {
             "csrf_token": token,
-            "first_name": "Ana",
+            # Another name: another patient at the same number (the same name would be Ana's
+            # own record, with a new course).
+            "first_name": "Bea",
             "phone": first.phone,
             "channel": "sms",
             "timezone": "America/Chicago",
