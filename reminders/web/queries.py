@@ -48,14 +48,22 @@ WEEK = timedelta(days=7)
 
 
 def _needs_attention(now: datetime) -> ColumnElement[bool]:
-    """A message that failed or did not arrive in the last 30 days, or an unread reply."""
+    """A message that failed or did not arrive in the last 30 days, an unread reply, or a
+    contact that cannot be reached."""
     failed = select(Message.patient_id).where(
         col(Message.status).in_(ATTENTION_STATUSES), Message.updated_at >= now - RECENT
     )
     unread = select(InboundMessage.patient_id).where(
         InboundMessage.state == ReplyState.unread.value
     )
-    return or_(col(Patient.id).in_(failed), col(Patient.id).in_(unread))
+    return or_(col(Patient.id).in_(failed), col(Patient.id).in_(unread), _unreachable(now))
+
+
+def _unreachable(_now: datetime) -> ColumnElement[bool]:
+    """A phone or email address marked unreachable: its messages are held until it is fixed."""
+    return or_(
+        col(Patient.sms_unreachable_at).is_not(None), col(Patient.email_unreachable_at).is_not(None)
+    )
 
 
 def _course_is(status: CourseStatus) -> Callable[[datetime], ColumnElement[bool]]:
@@ -67,6 +75,7 @@ def _course_is(status: CourseStatus) -> Callable[[datetime], ColumnElement[bool]
 FILTERS: dict[str, tuple[str, Callable[[datetime], ColumnElement[bool]]]] = {
     "active": ("Active courses", _course_is(CourseStatus.active)),
     "paused": ("Paused courses", _course_is(CourseStatus.paused)),
+    "unreachable": ("Cannot be reached", _unreachable),
     "attention": ("Needs attention", _needs_attention),
     "completed": ("Completed courses", _course_is(CourseStatus.completed)),
     "cancelled": ("Stopped courses", _course_is(CourseStatus.cancelled)),

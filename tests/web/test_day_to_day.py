@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from reminders.models import Patient
+from reminders.clock import utcnow
+from reminders.models import Channel, Patient
+from reminders.services.reachability import mark_unreachable
 from tests.web.conftest import Site, screenshot, sign_in
 
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -23,7 +25,7 @@ def test_the_web_address_lands_on_the_sign_in_page(page: Any, site: Site) -> Non
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     sign_in(page, STAFF)
     page.goto("/")
-    expect(page.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name="Worklist", level=1)).to_be_visible()
 
 
 def test_staff_correct_a_patients_phone_on_a_phone_screen(browser: Any, site: Site) -> None:
@@ -48,6 +50,30 @@ def test_staff_correct_a_patients_phone_on_a_phone_screen(browser: Any, site: Si
         assert stored is not None and stored.phone == "+13125550177"
     # What was still to come is planned again for the new number, nothing is lost.
     assert {message.id for message in site.messages(patient.id, "pending")} == pending
+
+
+def test_changing_an_unreachable_phone_lifts_the_hold(page: Any, site: Site) -> None:
+    clinic = site.clinic("Riverside Dermatology", email=STAFF)
+    patient, _course = site.patient(clinic, first_name="Ana", last_name="Lopez")
+    with Session(site.rt.engine) as session:
+        stored = session.get(Patient, patient.id)
+        assert stored is not None
+        held = mark_unreachable(
+            session, patient=stored, channel=Channel.sms, reason="21211 invalid", now=utcnow()
+        )
+        session.commit()
+    assert held and not site.messages(patient.id, "pending")
+    sign_in(page, STAFF)
+    page.goto(f"/clinic/patients/{patient.id}")
+    expect(page.locator("#sms-unreachable")).to_contain_text("Texts to this patient are held")
+    page.get_by_role("link", name="Edit details").click()
+    page.get_by_label("Mobile phone").fill("(312) 555-0177")
+    page.get_by_role("button", name="Save the details").click()
+    expect(page.get_by_role("status")).to_contain_text("The details are saved")
+    page.goto(f"/clinic/patients/{patient.id}")
+    expect(page.locator("#sms-unreachable")).to_have_count(0)
+    assert len(site.messages(patient.id, "pending")) == held
+    assert not site.messages(patient.id, "held")
 
 
 def serious_violations(tab: Any) -> list[str]:
@@ -77,9 +103,9 @@ def test_no_page_has_a_serious_accessibility_violation_or_scrolls_sideways_on_a_
             tab.goto(path)
             found[name] = serious_violations(tab)
         sign_in(tab, STAFF)
-        expect(tab.get_by_role("heading", name="Overview", level=1)).to_be_visible()
+        expect(tab.get_by_role("heading", name="Worklist", level=1)).to_be_visible()
         pages = {
-            "overview": "/clinic",
+            "worklist": "/clinic",
             "patient list": "/clinic/patients",
             "patient page": f"/clinic/patients/{patient.id}",
             "enrol": "/clinic/patients/new",
