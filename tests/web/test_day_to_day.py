@@ -66,12 +66,14 @@ def test_changing_an_unreachable_phone_lifts_the_hold(page: Any, site: Site) -> 
     sign_in(page, STAFF)
     page.goto(f"/clinic/patients/{patient.id}")
     expect(page.locator("#sms-unreachable")).to_contain_text("Texts to this patient are held")
+    expect(page.locator("#contact-state")).to_contain_text("unreachable 21211 invalid")
     page.get_by_role("link", name="Edit details").click()
     page.get_by_label("Mobile phone").fill("(312) 555-0177")
     page.get_by_role("button", name="Save the details").click()
     expect(page.get_by_role("status")).to_contain_text("The details are saved")
     page.goto(f"/clinic/patients/{patient.id}")
     expect(page.locator("#sms-unreachable")).to_have_count(0)
+    expect(page.locator("#contact-state")).not_to_contain_text("unreachable")
     assert len(site.messages(patient.id, "pending")) == held
     assert not site.messages(patient.id, "held")
 
