@@ -54,7 +54,7 @@ def worker() -> None:
         # Before anything else runs, so a missing token or a port taken stops the start.
         server = worker_metrics_server(rt.settings, metrics.registry)
     init_error_reports(rt.settings, process="worker")
-    if not _live_courses(rt):
+    if _live_courses(rt) == 0:
         typer.echo(
             "No course is enrolled yet: nothing to send. Enroll a patient (reminders enroll, "
             "reminders import, or the clinic page) and the worker picks it up within a minute."
@@ -62,15 +62,21 @@ def worker() -> None:
     run(rt, metrics=metrics, metrics_server=server)
 
 
-def _live_courses(rt: Runtime) -> int:
+def _live_courses(rt: Runtime) -> int | None:
+    """How many courses are running; None when the database cannot say yet (not migrated:
+    the worker itself says so)."""
+    from sqlalchemy.exc import DBAPIError
     from sqlmodel import col, func, select
 
     from reminders.models import Course
     from reminders.services import LIVE_STATUSES
 
-    with read_scope(rt.engine) as session:
-        query = select(func.count()).select_from(Course)
-        return session.exec(query.where(col(Course.status).in_(LIVE_STATUSES))).one()
+    try:
+        with read_scope(rt.engine) as session:
+            query = select(func.count()).select_from(Course)
+            return session.exec(query.where(col(Course.status).in_(LIVE_STATUSES))).one()
+    except DBAPIError:
+        return None
 
 
 @app.command()
