@@ -37,9 +37,9 @@ from bench.seed import WELCOME_PARTS, Seeder, bench_now
 from bench.sizes import Sizes
 
 LATENCY = 0.02
-LEAD = 4.0  # seconds from launch to the first reminder falling due
+LEAD = 3.0  # seconds from launch to the first reminder falling due
 KILL_AT = 1 / 3  # of the messages received by the provider
-LEASE_SECONDS = 6
+LEASE_SECONDS = 3  # above TWILIO_TIMEOUT and SMTP_TIMEOUT (1 s), as the settings require
 
 
 def run(kind: str, sizes: Sizes, workdir: Path) -> dict[str, Any]:
@@ -77,8 +77,8 @@ def _run_design(
         SECRET_KEY="bench-crash-secret-key-0123456789",
         DISPATCH_INTERVAL="0.5",
         LEASE_SECONDS=str(LEASE_SECONDS),
-        TWILIO_TIMEOUT="3",
-        SMTP_TIMEOUT="3",
+        TWILIO_TIMEOUT="1",
+        SMTP_TIMEOUT="1",
         REAP_INTERVAL="0.5",
         LOG_LEVEL="WARNING",
     )

@@ -88,8 +88,8 @@ QUICK = Sizes(
     load_stops=20,
     load_staff_users=4,
     load_twilio_users=4,
-    crash_reminders=200,
-    crash_window=3.0,
+    crash_reminders=100,
+    crash_window=2.0,
 )
 
 FULL = Sizes(
