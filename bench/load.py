@@ -89,6 +89,13 @@ def run(kind: str, sizes: Sizes, workdir: Path) -> dict[str, Any]:
         result["locked_web"] = _count_in(folder / "web.log", LOCKED)
         result["locked_worker"] = _count_in(folder / "worker.log", LOCKED)
         result["locked"] = result["locked_web"] + result["locked_worker"]
+        # The service logs only the type of a database error (its message may quote a
+        # statement's values), so a lock timeout shows as these lines, not by its words.
+        result["busy_lines"] = sum(
+            _count_in(folder / name, needle)
+            for name in ("web.log", "worker.log")
+            for needle in ("the database stayed busy", "(OperationalError)")
+        )
         result.update(_stops_applied(db, result.pop("stop_numbers")))
     result.update(_verdicts(kind, result))
     print(summary(kind, result), file=sys.stderr, flush=True)
@@ -228,7 +235,7 @@ def _verdicts(kind: str, result: dict[str, Any]) -> dict[str, Any]:
         "target_webhook_p99_ms": targets.webhook_p99_ms,
         "target_staff_p99_ms": targets.staff_p99_ms,
         "met_5xx": result["5xx"] == 0 and result["all"]["no_answer"] == 0,
-        "met_locked": result["locked"] == 0,
+        "met_locked": result["locked"] == 0 and result["busy_lines"] == 0,
         "met_webhook_p99": result["webhook"]["p99_ms"] < targets.webhook_p99_ms,
         "met_staff_p99": result["staff"]["p99_ms"] < targets.staff_p99_ms,
         "met_stops": result["stops_applied"] == result["stops_sent"],
@@ -259,13 +266,15 @@ def summary(kind: str, result: dict[str, Any]) -> str:
         f"  {verdict(result['met_5xx'])}  5xx: {result['5xx']} (target 0; "
         f"{result['all']['no_answer']} without an answer)",
         f"  {verdict(result['met_locked'])}  'database is locked' in the logs: "
-        f"{result['locked']} (web {result['locked_web']}, worker {result['locked_worker']})",
+        f"{result['locked']} (web {result['locked_web']}, worker {result['locked_worker']});"
+        f" lines of a busy database (its error's type only): {result['busy_lines']}",
         f"  {verdict(result['met_webhook_p99'])}  webhook p99 {result['webhook']['p99_ms']:.0f} ms"
         f" (target < {result['target_webhook_p99_ms']:.0f} ms)",
         f"  {verdict(result['met_staff_p99'])}  staff p99 {result['staff']['p99_ms']:.0f} ms"
         f" (target < {result['target_staff_p99_ms']:.0f} ms)",
         f"  {verdict(result['met_stops'])}  STOPs applied: {result['stops_applied']} of "
-        f"{result['stops_sent']}",
+        f"{result['stops_sent']} ({result['stops_left_for_worker']} recorded, left for the "
+        f"worker; {result['stops_not_recorded']} not recorded)",
     ]
     return "\n".join(lines)
 
@@ -286,6 +295,10 @@ def _feed_sent(db: Database, path: Path, done: threading.Event) -> None:
 
 
 def _stops_applied(db: Database, numbers: list[str]) -> dict[str, Any]:
+    """Of the numbers a STOP came from: opted out now; recorded but left for the worker's
+    next pass over unapplied texts (it runs once a minute, the run does not wait for it);
+    neither (the webhook answered 503 without keeping the text: Twilio would deliver it
+    again, this benchmark does not)."""
     with db.engine.connect() as connection:
         opted = {
             row[0]
@@ -294,10 +307,19 @@ def _stops_applied(db: Database, numbers: list[str]) -> dict[str, Any]:
                 {"yes": True if db.is_postgres else 1},
             )
         }
+        waiting = {
+            row[0]
+            for row in connection.execute(
+                text("SELECT phone FROM inboundtext WHERE applied_at IS NULL")
+            )
+        }
     applied = sum(1 for number in numbers if number in opted)
+    left = sum(1 for number in numbers if number not in opted and number in waiting)
     return {
         "stops_sent": len(numbers),
         "stops_applied": applied,
+        "stops_left_for_worker": left,
+        "stops_not_recorded": len(numbers) - applied - left,
         "stops_missed": len(numbers) - applied,
     }
 

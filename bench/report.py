@@ -201,12 +201,14 @@ def _load_figures(load: dict[str, Any], kinds: list[str]) -> list[Figure]:
     add("10k-row import (API)", "s", ("import_seconds",))
     add("responses 5xx (or none)", "count", ("5xx",), "0", "met_5xx")
     add("'database is locked' in the logs", "count", ("locked",), "0", "met_locked")
+    add("lines of a busy database in the logs", "count", ("busy_lines",), "0", "met_locked")
     add("webhook p50", "ms", ("webhook", "p50_ms"))
     add("webhook p99", "ms", ("webhook", "p99_ms"), "< 500 ms SQLite, < 250 PG", "met_webhook_p99")
     add("staff API p50", "ms", ("staff", "p50_ms"))
     add("staff API p99", "ms", ("staff", "p99_ms"), "< 1 s SQLite, < 500 ms PG", "met_staff_p99")
     add("STOPs sent", "count", ("stops_sent",))
     add("STOPs not applied", "count", ("stops_missed",), "0", "met_stops")
+    add("  of which recorded, left for the worker", "count", ("stops_left_for_worker",))
     return found
 
 
