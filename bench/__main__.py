@@ -50,7 +50,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to write results")
     parser.add_argument(
-        "--only", help="comma-separated scenarios: pipeline,history,planning,naive,lag"
+        "--only", help="comma-separated scenarios: pipeline,history,planning,naive,lag,load"
     )
     parser.add_argument(
         "--postgres-url",
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
 
-    from bench import databases, history, lag, naive, pipeline, planning
+    from bench import databases, history, lag, load, naive, pipeline, planning
     from bench.harness import production_logging
     from bench.report import SCENARIOS, figures, machine, table
     from bench.sizes import MODES
@@ -96,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         "pipeline": lambda kind: pipeline.run(kind, sizes, workdir),
         "history": lambda kind: history.run(kind, sizes),
         "planning": lambda kind: planning.run(kind, sizes),
-        "naive": lambda kind: naive.run(kind, sizes),
+        "naive": lambda kind: naive.run(kind, sizes, workdir),
         "lag": lambda kind: lag.run(kind, sizes, workdir),
+        "load": lambda kind: load.run(kind, sizes, workdir),
     }
     started = datetime.now(UTC)
     info = machine(postgres_engine)
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             durations.setdefault(name, {})[kind] = took
             print(f"[{args.mode}] {name} on {kind}: {took:.1f} s", file=sys.stderr, flush=True)
 
-    found = figures(results, kinds)
+    found = [figure for figure in figures(results, kinds) if figure.scenario in chosen]
     report = {
         "mode": args.mode,
         "started_at": started.isoformat(),

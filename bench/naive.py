@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -33,6 +34,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, insert, select
 from sqlmodel import Session
 
+from bench import crash
 from bench.databases import Database, fresh
 from bench.harness import NullTransport, dispatcher, drain, null_transports, runtime, timed
 from bench.planning import START_SPREAD_DAYS, plan_pass
@@ -59,9 +61,11 @@ naive_sent = Table(
 )
 
 
-def run(kind: str, sizes: Sizes) -> dict[str, Any]:
+def run(kind: str, sizes: Sizes, workdir: Path) -> dict[str, Any]:
     ours = _ours(kind, sizes)
     naive = _naive(kind, sizes)
+    # Where the naive design fails: two processes on one store, one of them killed.
+    killed = crash.run(kind, sizes, workdir)
     if ours["reminders"] != naive["reminders"]:
         raise RuntimeError(f"not the same reminders: ours {ours}, naive {naive}")
     return {
@@ -75,6 +79,7 @@ def run(kind: str, sizes: Sizes) -> dict[str, Any]:
         "ours_fire_seconds": ours["fire_seconds"],
         "naive_fire_seconds": naive["fire_seconds"],
         "fire_ratio": naive["fire_seconds"] / ours["fire_seconds"],
+        "crash": killed,
     }
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from bench.sizes import WIDE_CONCURRENCY
 
-SCENARIOS = ("pipeline", "history", "planning", "naive", "lag")
+SCENARIOS = ("pipeline", "history", "planning", "naive", "lag", "load")
 
 
 @dataclass
@@ -150,6 +150,18 @@ def figures(results: dict[str, dict[str, Any]], kinds: list[str]) -> list[Figure
     add("naive", "fire due: ours (ticks)", "s", ("ours_fire_seconds",))
     add("naive", "fire due: naive (scheduler)", "s", ("naive_fire_seconds",))
     add("naive", "fire due: naive / ours", "ratio", ("fire_ratio",), ">= 20", lambda v: v >= 20)
+    for design in ("naive", "ours"):
+        zero = (lambda v: v == 0) if design == "ours" else None
+        target = "0" if design == "ours" else ""
+        for what in ("duplicates", "lost"):
+            add(
+                "naive",
+                f"one of 2 processes killed: {design}, {what}",
+                "sends",
+                ("crash", design, what),
+                target,
+                zero,
+            )
 
     lag_sizes = _sizes(results.get("lag", {}), kinds)
     for size in lag_sizes:
@@ -166,7 +178,38 @@ def figures(results: dict[str, dict[str, Any]], kinds: list[str]) -> list[Figure
     if lag_sizes:
         add("lag", "peak RSS growth", "%", ("rss_growth", "peak"), "< 20 %", lambda v: v < 0.2)
         out[-1].values = {k: None if v is None else v * 100 for k, v in out[-1].values.items()}
+    out += _load_figures(results.get("load", {}), kinds)
     return out
+
+
+def _load_figures(load: dict[str, Any], kinds: list[str]) -> list[Figure]:
+    """The load scenario's figures; its latency targets differ per database (bench/load.py)."""
+    if not load:
+        return []
+    found: list[Figure] = []
+
+    def add(name: str, unit: str, path: tuple[str, ...], target: str = "", met: str = "") -> None:
+        values = {kind: _get(load, kind, *path) for kind in kinds}
+        verdicts: dict[str, bool | None] = {}
+        if met:
+            for kind in kinds:
+                verdict = load.get(kind, {}).get(met)
+                verdicts[kind] = verdict if isinstance(verdict, bool) else None
+        found.append(Figure("load", name, unit, values, target, verdicts))
+
+    add("requests during the import", "req/s", ("requests_per_second",))
+    add("10k-row import (API)", "s", ("import_seconds",))
+    add("responses 5xx (or none)", "count", ("5xx",), "0", "met_5xx")
+    add("'database is locked' in the logs", "count", ("locked",), "0", "met_locked")
+    add("lines of a busy database in the logs", "count", ("busy_lines",), "0", "met_locked")
+    add("webhook p50", "ms", ("webhook", "p50_ms"))
+    add("webhook p99", "ms", ("webhook", "p99_ms"), "< 500 ms SQLite, < 250 PG", "met_webhook_p99")
+    add("staff API p50", "ms", ("staff", "p50_ms"))
+    add("staff API p99", "ms", ("staff", "p99_ms"), "< 1 s SQLite, < 500 ms PG", "met_staff_p99")
+    add("STOPs sent", "count", ("stops_sent",))
+    add("STOPs not applied", "count", ("stops_missed",), "0", "met_stops")
+    add("  of which recorded, left for the worker", "count", ("stops_left_for_worker",))
+    return found
 
 
 def _sizes(scenario: dict[str, Any], kinds: list[str]) -> list[str]:
@@ -194,6 +237,8 @@ def _format(value: float | None, unit: str) -> str:
         return f"{value:.2f}"
     if unit in ("s",):
         return f"{value:.2f}"
+    if unit in ("count", "sends"):
+        return f"{value:,.0f}"
     if value >= 100:
         return f"{value:,.0f}"
     return f"{value:.1f}"

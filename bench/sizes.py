@@ -27,6 +27,17 @@ class Sizes:
     lag_window: float
     lag_rate: float
     lag_lead: float  # seconds from launching the worker to the first row falling due
+    # 6. load: seeded SMS courses (the first `load_due` with a welcome due), rows imported,
+    # numbers that text STOP (at most), locust users
+    load_patients: int
+    load_due: int
+    load_import_rows: int
+    load_stops: int
+    load_staff_users: int
+    load_twilio_users: int
+    # 4b. naive vs ours when one of two processes is killed: reminders, seconds they fall due over
+    crash_reminders: int
+    crash_window: float
 
 
 SMOKE = Sizes(
@@ -45,6 +56,14 @@ SMOKE = Sizes(
     lag_window=1.0,
     lag_rate=10.0,
     lag_lead=2.5,
+    load_patients=800,
+    load_due=200,
+    load_import_rows=200,
+    load_stops=10,
+    load_staff_users=2,
+    load_twilio_users=2,
+    crash_reminders=60,
+    crash_window=2.0,
 )
 
 QUICK = Sizes(
@@ -63,6 +82,14 @@ QUICK = Sizes(
     lag_window=3.0,
     lag_rate=20.0,
     lag_lead=2.5,
+    load_patients=1_000,
+    load_due=300,
+    load_import_rows=1_000,
+    load_stops=20,
+    load_staff_users=4,
+    load_twilio_users=4,
+    crash_reminders=100,
+    crash_window=2.0,
 )
 
 FULL = Sizes(
@@ -81,6 +108,14 @@ FULL = Sizes(
     lag_window=40.0,
     lag_rate=20.0,
     lag_lead=5.0,
+    load_patients=20_000,
+    load_due=10_000,
+    load_import_rows=10_000,
+    load_stops=300,
+    load_staff_users=16,
+    load_twilio_users=8,
+    crash_reminders=1_000,
+    crash_window=10.0,
 )
 
 MODES = {"smoke": SMOKE, "quick": QUICK, "full": FULL}

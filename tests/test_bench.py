@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import POSTGRES_URL, REQUIRE_POSTGRES, postgres_available
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = {"pipeline", "history", "planning", "naive", "lag"}
+SCENARIOS = {"pipeline", "history", "planning", "naive", "lag", "load"}
 
 
 def test_quick_run_completes_and_writes_every_scenario(tmp_path: Path) -> None:
@@ -47,3 +47,9 @@ def test_quick_run_completes_and_writes_every_scenario(tmp_path: Path) -> None:
     for scenario, by_database in report["results"].items():
         assert set(by_database) == set(databases), scenario
     assert report["figures"], "the table has rows"
+    for database in databases:
+        # Not speed, so checked even here: ours neither repeats nor loses a send when one of
+        # two workers is killed, and every STOP sent under load is applied.
+        crash = report["results"]["naive"][database]["crash"]["ours"]
+        assert (crash["duplicates"], crash["lost"]) == (0, 0), database
+        assert report["results"]["load"][database]["stops_missed"] == 0, database
