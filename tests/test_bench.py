@@ -49,7 +49,7 @@ def test_quick_run_completes_and_writes_every_scenario(tmp_path: Path) -> None:
     assert report["figures"], "the table has rows"
     for database in databases:
         # Not speed, so checked even here: ours neither repeats nor loses a send when one of
-        # two workers is killed, and every STOP sent under load is applied.
+        # two workers is killed. (A STOP under load can be answered 503 for Twilio to retry,
+        # which the benchmark does not do: tests/api/test_under_load.py holds that guarantee.)
         crash = report["results"]["naive"][database]["crash"]["ours"]
         assert (crash["duplicates"], crash["lost"]) == (0, 0), database
-        assert report["results"]["load"][database]["stops_missed"] == 0, database
