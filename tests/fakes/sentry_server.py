@@ -48,9 +48,13 @@ class SentryServer:
                 encoding = self.headers.get("Content-Encoding", "")
                 if encoding == "gzip":
                     body = gzip.decompress(body)
+                elif encoding == "br":  # sentry-sdk prefers brotli whenever it is installed
+                    import brotli
+
+                    body = brotli.decompress(body)
                 with server._lock:
                     server.encodings.add(encoding)
-                    if encoding in ("", "gzip") and self.path == "/api/1/envelope/":
+                    if encoding in ("", "gzip", "br") and self.path == "/api/1/envelope/":
                         server.envelopes.append(Envelope.deserialize(body))
                 self.send_response(200)
                 self.send_header("Content-Length", "2")
