@@ -65,78 +65,79 @@ OVERDUE_AFTER = timedelta(minutes=5)
 ALIVE_WITHIN = timedelta(minutes=1)
 
 
+class _Declare:
+    """Declares metrics in one registry: a name, its help text, its labels."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def counter(self, name: str, documentation: str, *, labels: Sequence[str] = ()) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
+
+    def gauge(self, name: str, documentation: str) -> Gauge:
+        return Gauge(name, documentation, registry=self.registry)
+
+    def histogram(
+        self,
+        name: str,
+        documentation: str,
+        *,
+        buckets: Sequence[float],
+        labels: Sequence[str] = (),
+    ) -> Histogram:
+        return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
+
+
 class WorkerMetrics:
     """What one worker did: sends, provider errors and latency, lag, batches, planner passes."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.sends = Counter(
+        new = _Declare(self.registry)
+        self.sends = new.counter(
             "reminders_sends",
             "Messages this worker finished handling, by channel and outcome.",
-            ["channel", "outcome"],
-            registry=r,
+            labels=("channel", "outcome"),
         )
-        self.provider_errors = Counter(
+        self.provider_errors = new.counter(
             "reminders_provider_errors",
             "Sends the provider refused or that failed on the way, by channel and error code.",
-            ["channel", "code"],
-            registry=r,
+            labels=("channel", "code"),
         )
-        self.provider_seconds = Histogram(
+        self.provider_seconds = new.histogram(
             "reminders_provider_request_seconds",
             "Time of one send request to the provider, by channel.",
-            ["channel"],
+            labels=("channel",),
             buckets=PROVIDER_BUCKETS,
-            registry=r,
         )
-        self.lag = Histogram(
+        self.lag = new.histogram(
             "reminders_send_lag_seconds",
             "From a message's due time to the provider's acceptance, by channel.",
-            ["channel"],
+            labels=("channel",),
             buckets=LAG_BUCKETS,
-            registry=r,
         )
-        self.claimed = Gauge(
-            "reminders_claimed_batch_rows",
-            "Rows taken by this worker's last claim.",
-            registry=r,
-        )
-        self.in_flight = Gauge(
-            "reminders_sends_in_flight",
-            "Send requests waiting on the provider now.",
-            registry=r,
-        )
-        self.planner_seconds = Histogram(
+        self.claimed = new.gauge("reminders_claimed_batch_rows", "Rows taken by the last claim.")
+        self.in_flight = new.gauge("reminders_sends_in_flight", "Sends waiting on the provider.")
+        self.planner_seconds = new.histogram(
             "reminders_planner_pass_seconds",
             "Duration of one planner pass.",
             buckets=PLANNER_BUCKETS,
-            registry=r,
         )
-        self.planner_rows = Counter(
-            "reminders_planner_rows",
-            "Outbox rows written by planner passes.",
-            registry=r,
+        self.planner_rows = new.counter("reminders_planner_rows", "Rows planner passes wrote.")
+        self.planner_last_rows = new.gauge(
+            "reminders_planner_last_pass_rows", "Outbox rows written by the last planner pass."
         )
-        self.planner_last_rows = Gauge(
-            "reminders_planner_last_pass_rows",
-            "Outbox rows written by the last planner pass.",
-            registry=r,
-        )
-        self.reaped = Counter(
+        self.reaped = new.counter(
             "reminders_reaped",
             "Rows whose lease ran out (their worker died mid-send) settled by this worker.",
-            registry=r,
         )
-        self.heartbeat = Gauge(
+        self.heartbeat = new.gauge(
             "reminders_worker_heartbeat_timestamp_seconds",
             "When this worker last recorded its heartbeat (Unix time).",
-            registry=r,
         )
-        self.last_tick = Gauge(
+        self.last_tick = new.gauge(
             "reminders_worker_last_tick_timestamp_seconds",
             "When this worker last finished a dispatch tick (Unix time).",
-            registry=r,
         )
         # Every series exists from the start, at 0, so rate() and alerts see the first one.
         for channel in CHANNELS:
@@ -192,31 +193,25 @@ class WebMetrics:
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.requests = Counter(
+        new = _Declare(self.registry)
+        self.requests = new.counter(
             "reminders_http_requests",
             "HTTP requests answered, by method, route template and status code.",
-            ["method", "route", "status"],
-            registry=r,
+            labels=("method", "route", "status"),
         )
-        self.request_seconds = Histogram(
+        self.request_seconds = new.histogram(
             "reminders_http_request_duration_seconds",
             "Time to answer an HTTP request, by method and route template.",
-            ["method", "route"],
+            labels=("method", "route"),
             buckets=REQUEST_BUCKETS,
-            registry=r,
         )
-        self.sign_in_failures = Counter(
-            "reminders_sign_in_failures",
-            "Staff sign-ins refused for a wrong password or code.",
-            registry=r,
+        self.sign_in_failures = new.counter(
+            "reminders_sign_in_failures", "Staff sign-ins refused for a wrong password or code."
         )
-        self.sign_in_lockouts = Counter(
-            "reminders_sign_in_lockouts",
-            "Staff sign-ins refused by a lockout.",
-            registry=r,
+        self.sign_in_lockouts = new.counter(
+            "reminders_sign_in_lockouts", "Staff sign-ins refused by a lockout."
         )
-        r.register(BacklogCollector(engine, clock=clock))
+        self.registry.register(BacklogCollector(engine, clock=clock))
 
     def request(self, *, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
