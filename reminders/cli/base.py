@@ -1,17 +1,24 @@
-"""What every `reminders` command shares: the app, output formats, clear one-line errors."""
+"""What every `reminders` command shares: the app, output formats, the options many commands
+take, clear one-line errors, and the opening of a command that works on the database."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any, NoReturn
 
 import typer
+from sqlmodel import Session
 
+from reminders.audit import Actor, record
 from reminders.careplan import CarePlanError
+from reminders.clock import utcnow
 from reminders.config import ConfigError, get_settings
+from reminders.db import read_scope, session_scope
 from reminders.logs import setup_logging
 from reminders.runtime import Runtime, build
 from reminders.services import Conflict, NotFound
@@ -45,6 +52,9 @@ class Format(StrEnum):
 
 
 FormatOption = Annotated[Format, typer.Option("--format", help="Output format.")]
+ClinicOption = Annotated[int, typer.Option(help="Clinic id.")]
+ClinicArgument = Annotated[int, typer.Argument(help="Clinic id.")]
+PatientArgument = Annotated[int, typer.Argument(help="Patient id.")]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:
@@ -121,6 +131,43 @@ def runtime() -> Runtime:
         rt = build(settings)
     _built.append(rt)
     return rt
+
+
+@dataclass(frozen=True)
+class CommandScope:
+    """What a command works with inside its transaction: the runtime, the session, and the
+    moment the command began (its audit entries and plans are dated by it)."""
+
+    rt: Runtime
+    session: Session
+    now: datetime
+
+    def audit(
+        self, action: str, *, clinic_id: int, patient_id: int | None = None, detail: str = ""
+    ) -> None:
+        """Add the command's entry to the clinic's audit trail, in this transaction."""
+        record(
+            self.session,
+            clinic_id=clinic_id,
+            actor=Actor.command_line(),
+            action=action,
+            now=self.now,
+            patient_id=patient_id,
+            detail=detail,
+        )
+
+
+@contextmanager
+def command_scope(
+    flags: Mapping[str, str] | None = None, *, read_only: bool = False
+) -> Iterator[CommandScope]:
+    """The runtime, then one transaction (committed when the block ends; with `read_only`, a
+    read that takes no write lock) whose user errors become one clear line (see clear_errors)."""
+    rt = runtime()
+    now = utcnow()
+    scope = read_scope if read_only else session_scope
+    with clear_errors(flags), scope(rt.engine) as session:
+        yield CommandScope(rt=rt, session=session, now=now)
 
 
 def emit(fmt: Format, data: Any, text: Callable[[], str]) -> None:

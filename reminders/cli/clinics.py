@@ -6,13 +6,15 @@ from typing import Annotated, Any
 
 import typer
 
-from reminders.audit import Actor, record
 from reminders.cli.base import (
     FLAGS,
+    ClinicArgument,
+    ClinicOption,
     Format,
     FormatOption,
     clear_errors,
     clinic_app,
+    command_scope,
     emit,
     fail,
     key_app,
@@ -108,7 +110,7 @@ def clinic_add(
 
 @clinic_app.command("update")
 def clinic_update(
-    clinic_id: Annotated[int, typer.Argument(help="Clinic id.")],
+    clinic_id: ClinicArgument,
     name: Annotated[str | None, typer.Option(help="The clinic's name.")] = None,
     tz: Annotated[str | None, typer.Option(help="Default IANA time zone.")] = None,
     help_contact: Annotated[
@@ -126,9 +128,9 @@ def clinic_update(
         changes["notify_email"] = notify_email
     if not changes:
         fail("clinic: give at least one of --name, --tz, --help-contact, --notify-email")
-    rt = runtime()
-    with clear_errors(FLAGS), session_scope(rt.engine) as session:
-        clinic = update_clinic(session, clinic=get_clinic(session, clinic_id), changes=changes)
+    with command_scope(FLAGS) as scope:
+        found = get_clinic(scope.session, clinic_id)
+        clinic = update_clinic(scope.session, clinic=found, changes=changes)
         data = _clinic_data(clinic)
 
     def text() -> str:
@@ -142,31 +144,20 @@ def clinic_update(
 
 
 @clinic_app.command("rotate-key")
-def clinic_rotate_key(
-    clinic_id: Annotated[int, typer.Argument(help="Clinic id.")], fmt: FormatOption = Format.text
-) -> None:
+def clinic_rotate_key(clinic_id: ClinicArgument, fmt: FormatOption = Format.text) -> None:
     """Replace the clinic's default API key; it stops working at once, other keys do not."""
     from reminders.services import get_clinic, rotate_api_key
 
-    rt = runtime()
-    now = utcnow()
-    with clear_errors(), session_scope(rt.engine) as session:
-        get_clinic(session, clinic_id)
-        key = rotate_api_key(session, clinic_id=clinic_id, now=now)
-        record(
-            session,
-            clinic_id=clinic_id,
-            actor=Actor.command_line(),
-            action="key.rotate",
-            now=now,
-            detail="default",
-        )
+    with command_scope() as scope:
+        get_clinic(scope.session, clinic_id)
+        key = rotate_api_key(scope.session, clinic_id=clinic_id, now=scope.now)
+        scope.audit("key.rotate", clinic_id=clinic_id, detail="default")
     emit(fmt, {"id": clinic_id, "api_key": key}, lambda: f"new API key (shown once): {key}")
 
 
 @clinic_app.command("retention")
 def clinic_retention(
-    clinic_id: Annotated[int, typer.Argument(help="Clinic id.")],
+    clinic_id: ClinicArgument,
     days: Annotated[
         int,
         typer.Option(help="Erase patients this many days after their courses ended; 0: never."),
@@ -176,21 +167,14 @@ def clinic_retention(
     from reminders.services import get_clinic
     from reminders.validation import InvalidInput
 
-    rt = runtime()
-    now = utcnow()
-    with clear_errors(), session_scope(rt.engine) as session:
+    with command_scope() as scope:
         if not 0 <= days <= 36_500:
             raise InvalidInput.one("days", "must be 0 (never) to 36500")
-        clinic = get_clinic(session, clinic_id)
+        clinic = get_clinic(scope.session, clinic_id)
         clinic.retention_days = days or None
-        session.add(clinic)
-        record(
-            session,
-            clinic_id=clinic_id,
-            actor=Actor.command_line(),
-            action="clinic.retention",
-            now=now,
-            detail=f"{days} days" if days else "kept",
+        scope.session.add(clinic)
+        scope.audit(
+            "clinic.retention", clinic_id=clinic_id, detail=f"{days} days" if days else "kept"
         )
     said = f"after {days} days" if days else "never"
     typer.echo(f"clinic {clinic_id}: finished patients are erased {said}")
@@ -212,7 +196,7 @@ def _key_data(key: ApiKey) -> dict[str, object]:
 
 @key_app.command("add")
 def key_add(
-    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    clinic: ClinicOption,
     name: Annotated[str, typer.Option(help="The integration the key is for, e.g. ehr-sync.")],
     admin: Annotated[
         bool, typer.Option("--admin", help="May also erase patients and read the audit trail.")
@@ -222,19 +206,12 @@ def key_add(
     """Create a named API key for one integration; printed once, stored only as a hash."""
     from reminders.services import create_api_key, get_clinic
 
-    rt = runtime()
-    now = utcnow()
-    with clear_errors(), session_scope(rt.engine) as session:
-        get_clinic(session, clinic)
-        row, key = create_api_key(session, clinic_id=clinic, name=name, admin=admin, now=now)
-        record(
-            session,
-            clinic_id=clinic,
-            actor=Actor.command_line(),
-            action="key.create",
-            now=now,
-            detail=row.name,
+    with command_scope() as scope:
+        get_clinic(scope.session, clinic)
+        row, key = create_api_key(
+            scope.session, clinic_id=clinic, name=name, admin=admin, now=scope.now
         )
+        scope.audit("key.create", clinic_id=clinic, detail=row.name)
         data = {**_key_data(row), "api_key": key}
     emit(
         fmt, data, lambda: f"key {data['id']} ({data['name']}) created\nAPI key (shown once): {key}"
@@ -242,16 +219,13 @@ def key_add(
 
 
 @key_app.command("list")
-def key_list(
-    clinic: Annotated[int, typer.Option(help="Clinic id.")], fmt: FormatOption = Format.text
-) -> None:
+def key_list(clinic: ClinicOption, fmt: FormatOption = Format.text) -> None:
     """The clinic's keys: name, rights, when created, last used and revoked (never the key)."""
     from reminders.services import get_clinic, list_api_keys
 
-    rt = runtime()
-    with clear_errors(), session_scope(rt.engine) as session:
-        get_clinic(session, clinic)
-        keys = [_key_data(key) for key in list_api_keys(session, clinic_id=clinic)]
+    with command_scope() as scope:
+        get_clinic(scope.session, clinic)
+        keys = [_key_data(key) for key in list_api_keys(scope.session, clinic_id=clinic)]
 
     def text() -> str:
         lines = []
@@ -268,21 +242,12 @@ def key_list(
 @key_app.command("revoke")
 def key_revoke(
     key_id: Annotated[int, typer.Argument(help="Key id (from `reminders clinic key list`).")],
-    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    clinic: ClinicOption,
 ) -> None:
     """Revoke one key: it answers 401 at once; the clinic's other keys keep working."""
     from reminders.services import revoke_api_key
 
-    rt = runtime()
-    now = utcnow()
-    with clear_errors(), session_scope(rt.engine) as session:
-        key = revoke_api_key(session, clinic_id=clinic, key_id=key_id, now=now)
-        record(
-            session,
-            clinic_id=clinic,
-            actor=Actor.command_line(),
-            action="key.revoke",
-            now=now,
-            detail=key.name,
-        )
+    with command_scope() as scope:
+        key = revoke_api_key(scope.session, clinic_id=clinic, key_id=key_id, now=scope.now)
+        scope.audit("key.revoke", clinic_id=clinic, detail=key.name)
     typer.echo(f"key {key_id} revoked")

@@ -7,31 +7,20 @@ from typing import Annotated, Any
 
 import typer
 
-from reminders.audit import Actor, record
-from reminders.cli.base import FLAGS, clear_errors, course_app, fail, runtime
-from reminders.clock import utcnow
-from reminders.db import session_scope
+from reminders.cli.base import FLAGS, command_scope, course_app, fail
 from reminders.models import CourseStatus, Patient
 
 
 def _course_action(course_id: int, action: Callable[..., Any], name: str, **kwargs: Any) -> None:
     from reminders.services import get_course
 
-    rt = runtime()
-    now = utcnow()
-    with clear_errors(FLAGS), session_scope(rt.engine) as session:
-        found = get_course(session, course_id=course_id)
-        action(session, course=found, ctx=rt.context(now), **kwargs)
-        patient = session.get(Patient, found.patient_id)
+    with command_scope(FLAGS) as scope:
+        found = get_course(scope.session, course_id=course_id)
+        action(scope.session, course=found, ctx=scope.rt.context(scope.now), **kwargs)
+        patient = scope.session.get(Patient, found.patient_id)
         assert patient is not None  # a course always has its patient
-        record(
-            session,
-            clinic_id=patient.clinic_id,
-            actor=Actor.command_line(),
-            action=name,
-            now=now,
-            patient_id=patient.id,
-            detail=f"course {course_id}",
+        scope.audit(
+            name, clinic_id=patient.clinic_id, patient_id=patient.id, detail=f"course {course_id}"
         )
         typer.echo(f"course {course_id}: {CourseStatus(found.status).word}")
 

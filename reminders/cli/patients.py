@@ -10,27 +10,30 @@ from typing import Annotated, Any
 
 import typer
 
-from reminders.audit import Actor, record
+from reminders.audit import Actor
 from reminders.cli.base import (
     FLAGS,
+    ClinicOption,
     Format,
     FormatOption,
+    PatientArgument,
     app,
     clear_errors,
+    command_scope,
     emit,
     fail,
     patient_app,
     runtime,
 )
 from reminders.clock import as_utc, utcnow
-from reminders.db import read_scope, session_scope
+from reminders.db import read_scope
 from reminders.importer import PARTIAL_DEFAULT
 from reminders.timing import to_local, zone
 
 
 @app.command()
 def enroll(
-    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    clinic: ClinicOption,
     first_name: Annotated[str, typer.Option(help="Patient's first name.")],
     tz: Annotated[str, typer.Option(help="Patient's IANA time zone.")],
     start: Annotated[str, typer.Option(help="Course start date, YYYY-MM-DD.")],
@@ -61,7 +64,6 @@ def enroll(
     from reminders.services import enroll as enroll_patient
     from reminders.services import get_clinic
 
-    rt = runtime()
     raw = {
         "first_name": first_name,
         "phone": phone,
@@ -76,23 +78,16 @@ def enroll(
         "date_of_birth": date_of_birth,
         "external_id": external_id,
     }
-    now = utcnow()
-    with clear_errors(FLAGS), session_scope(rt.engine) as session:
-        found = get_clinic(session, clinic)
+    with command_scope(FLAGS) as scope:
+        found = get_clinic(scope.session, clinic)
         patient, course = enroll_patient(
-            session, clinic=found, raw=raw, source="staff", ctx=rt.context(now)
+            scope.session, clinic=found, raw=raw, source="staff", ctx=scope.rt.context(scope.now)
         )
-        record(
-            session,
-            clinic_id=clinic,
-            actor=Actor.command_line(),
-            action="patient.enroll",
-            now=now,
-            patient_id=patient.id,
-            detail=f"course {course.id}",
+        scope.audit(
+            "patient.enroll", clinic_id=clinic, patient_id=patient.id, detail=f"course {course.id}"
         )
         data = {"patient_id": patient.id, "course_id": course.id}
-        returning = as_utc(patient.created_at) < now
+        returning = as_utc(patient.created_at) < scope.now
         notes = [
             note
             for stopped, note in (
@@ -119,7 +114,7 @@ def import_file(
             help="CSV file with a header row.", exists=True, dir_okay=False, readable=True
         ),
     ],
-    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    clinic: ClinicOption,
     keep_valid: Annotated[
         bool,
         typer.Option(
@@ -255,7 +250,7 @@ def preview(
 
 @patient_app.command("erase")
 def patient_erase(
-    patient_id: Annotated[int, typer.Argument(help="Patient id.")],
+    patient_id: PatientArgument,
     clinic: Annotated[int, typer.Option(help="The patient's clinic (a check against typos).")],
 ) -> None:
     """Erase a patient: name, contacts, planned texts and replies become a marker.
@@ -265,25 +260,16 @@ def patient_erase(
     """
     from reminders.services import erase_patient, get_patient
 
-    rt = runtime()
-    now = utcnow()
-    with clear_errors(), session_scope(rt.engine) as session:
-        patient = get_patient(session, patient_id=patient_id, clinic_id=clinic)
-        erase_patient(session, patient=patient, now=now)
-        record(
-            session,
-            clinic_id=clinic,
-            actor=Actor.command_line(),
-            action="patient.erase",
-            now=now,
-            patient_id=patient_id,
-        )
+    with command_scope() as scope:
+        patient = get_patient(scope.session, patient_id=patient_id, clinic_id=clinic)
+        erase_patient(scope.session, patient=patient, now=scope.now)
+        scope.audit("patient.erase", clinic_id=clinic, patient_id=patient_id)
     typer.echo(f"patient {patient_id} erased")
 
 
 @app.command()
 def audit(
-    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    clinic: ClinicOption,
     patient: Annotated[int | None, typer.Option(help="Only this patient's entries.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many entries, newest first.")] = 100,
     offset: Annotated[int, typer.Option(help="Skip this many of the newest entries.")] = 0,
@@ -293,11 +279,10 @@ def audit(
     from reminders.audit import as_dict, trail
     from reminders.services import get_clinic
 
-    rt = runtime()
-    with clear_errors(), session_scope(rt.engine) as session:
-        get_clinic(session, clinic)
+    with command_scope() as scope:
+        get_clinic(scope.session, clinic)
         events, total = trail(
-            session, clinic_id=clinic, patient_id=patient, limit=limit, offset=offset
+            scope.session, clinic_id=clinic, patient_id=patient, limit=limit, offset=offset
         )
         entries = [as_dict(event) for event in events]
 
@@ -316,7 +301,7 @@ def audit(
 
 @app.command("patients")
 def patients(
-    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    clinic: ClinicOption,
     search: Annotated[
         str, typer.Option(help="Part of a name, email or chart number, or a phone in any format.")
     ] = "",
@@ -331,12 +316,10 @@ def patients(
     from reminders.services import get_clinic, list_patients
     from reminders.validation import strip_refused
 
-    rt = runtime()
-    now = utcnow()
-    with clear_errors(), read_scope(rt.engine) as session:
-        found = get_clinic(session, clinic)
+    with command_scope(read_only=True) as scope:
+        found = get_clinic(scope.session, clinic)
         rows, total = list_patients(
-            session,
+            scope.session,
             clinic_id=clinic,
             search=strip_refused(search)[:100],
             region=found.region,
@@ -346,7 +329,7 @@ def patients(
         )
         ids = [patient.id for patient, _ in rows]
         courses: dict[int, list[dict[str, Any]]] = {}
-        for course in session.exec(
+        for course in scope.session.exec(
             select(Course).where(col(Course.patient_id).in_(ids)).order_by(col(Course.id))
         ).all():
             entry = {"id": course.id, "status": CourseStatus(course.status).word}
@@ -366,12 +349,9 @@ def patients(
             for patient, _course in rows
         ]
         # What was looked at, never what was searched for.
-        record(
-            session,
+        scope.audit(
+            "patient.list",
             clinic_id=clinic,
-            actor=Actor.command_line(),
-            action="patient.list",
-            now=now,
             detail=f"{len(items)} of {total}, from {offset}" + (", searched" if search else ""),
         )
 

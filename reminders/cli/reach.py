@@ -7,25 +7,23 @@ from typing import Annotated
 
 import typer
 
-from reminders.audit import Actor, record
 from reminders.cli.base import (
+    ClinicOption,
     Format,
     FormatOption,
+    PatientArgument,
     app,
-    clear_errors,
+    command_scope,
     emit,
     fail,
     patient_app,
-    runtime,
 )
-from reminders.clock import utcnow
-from reminders.db import read_scope, session_scope
 from reminders.timing import to_local, zone
 
 
 @patient_app.command("update")
 def patient_update(
-    patient_id: Annotated[int, typer.Argument(help="Patient id.")],
+    patient_id: PatientArgument,
     phone: Annotated[str | None, typer.Option(help="The new phone number.")] = None,
     email: Annotated[str | None, typer.Option(help="The new email address.")] = None,
     fmt: FormatOption = Format.text,
@@ -39,19 +37,15 @@ def patient_update(
     changes = {k: v for k, v in (("phone", phone), ("email", email)) if v is not None}
     if not changes:
         fail("give --phone or --email")
-    rt = runtime()
-    now = utcnow()
-    with clear_errors(), session_scope(rt.engine) as session:
-        patient = session.get(Patient, patient_id)
+    with command_scope() as scope:
+        patient = scope.session.get(Patient, patient_id)
         if patient is None or patient.erased_at is not None:
             raise NotFound(f"patient {patient_id} not found")
-        update_patient(session, patient=patient, changes=changes, source="cli", ctx=rt.context(now))
-        record(
-            session,
+        ctx = scope.rt.context(scope.now)
+        update_patient(scope.session, patient=patient, changes=changes, source="cli", ctx=ctx)
+        scope.audit(
+            "patient.update",
             clinic_id=patient.clinic_id,
-            actor=Actor.command_line(),
-            action="patient.update",
-            now=now,
             patient_id=patient_id,
             detail=", ".join(sorted(changes)),  # the fields, never their values
         )
@@ -69,7 +63,7 @@ def patient_update(
 
 @app.command("worklist")
 def worklist_command(
-    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    clinic: ClinicOption,
     fmt: FormatOption = Format.text,
 ) -> None:
     """What needs a person at the clinic, oldest first. Exits 1 when an item is overdue (it
@@ -78,16 +72,14 @@ def worklist_command(
     from reminders.services import get_clinic
     from reminders.services.worklist import counts, label, worklist
 
-    rt = runtime()
-    now = utcnow()
-    with clear_errors(), read_scope(rt.engine) as session:
-        found = get_clinic(session, clinic)
+    with command_scope(read_only=True) as scope:
+        found = get_clinic(scope.session, clinic)
         items = worklist(
-            session,
+            scope.session,
             clinic_id=clinic,
-            now=now,
-            careplan=rt.careplan,
-            reply_hours=rt.settings.worklist_reply_hours,
+            now=scope.now,
+            careplan=scope.rt.careplan,
+            reply_hours=scope.rt.settings.worklist_reply_hours,
         )
         tz = zone(found.timezone)
     overdue = sum(item.overdue for item in items)

@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from reminders.cli.base import Format, FormatOption, app, clear_errors, emit, runtime
-from reminders.db import session_scope
+from reminders.cli.base import ClinicOption, Format, FormatOption, app, command_scope, emit
 from reminders.timing import to_local, zone
 
 # Every reply of a clinic fits in a terminal; the web inbox and the API page through more.
@@ -16,18 +15,17 @@ LIMIT = 500
 
 @app.command()
 def replies(
-    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    clinic: ClinicOption,
     unread: Annotated[bool, typer.Option("--unread", help="Only those not handled yet.")] = False,
     fmt: FormatOption = Format.text,
 ) -> None:
     """Patients' texts to a clinic, newest first: messages for staff and keywords answered."""
     from reminders.services import get_clinic, list_replies
 
-    rt = runtime()
-    with clear_errors(), session_scope(rt.engine) as session:
-        found = get_clinic(session, clinic)
+    with command_scope() as scope:
+        found = get_clinic(scope.session, clinic)
         rows, total = list_replies(
-            session, clinic_id=found.id, state="unread" if unread else "all", limit=LIMIT
+            scope.session, clinic_id=found.id, state="unread" if unread else "all", limit=LIMIT
         )
         tz = zone(found.timezone)
         items = [

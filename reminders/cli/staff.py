@@ -6,10 +6,8 @@ from typing import Annotated
 
 import typer
 
-from reminders.audit import Actor, record
-from reminders.cli.base import Format, FormatOption, clear_errors, emit, runtime, staff_app
-from reminders.clock import as_utc, utcnow
-from reminders.db import session_scope
+from reminders.cli.base import ClinicOption, Format, FormatOption, command_scope, emit, staff_app
+from reminders.clock import as_utc
 from reminders.models import StaffRole
 
 PasswordOption = Annotated[
@@ -26,7 +24,7 @@ UserArgument = Annotated[int, typer.Argument(help="Staff user id (from `reminder
 
 @staff_app.command("add")
 def staff_add(
-    clinic: Annotated[int, typer.Option(help="Clinic id.")],
+    clinic: ClinicOption,
     email: Annotated[str, typer.Option(help="The staff member's email; they sign in with it.")],
     password: PasswordOption,
     role: Annotated[
@@ -36,20 +34,16 @@ def staff_add(
     """Add a staff user to a clinic, who can then sign in at /clinic."""
     from reminders.staff import create_staff
 
-    rt = runtime()
-    now = utcnow()
-    with clear_errors(), session_scope(rt.engine) as session:
+    with command_scope() as scope:
         user = create_staff(
-            session, clinic_id=clinic, email=email, password=password, role=role, now=now
-        )
-        record(
-            session,
+            scope.session,
             clinic_id=clinic,
-            actor=Actor.command_line(),
-            action="staff.add",
-            now=now,
-            detail=f"user {user.id} as {user.role}",
+            email=email,
+            password=password,
+            role=role,
+            now=scope.now,
         )
+        scope.audit("staff.add", clinic_id=clinic, detail=f"user {user.id} as {user.role}")
         user_id = user.id
     typer.echo(f"staff user {user_id} added to clinic {clinic} as {role.value}")
 
@@ -57,19 +51,10 @@ def staff_add(
 def _change(user_id: int, action: str, change: str) -> None:
     from reminders.staff import get_staff, set_disabled
 
-    rt = runtime()
-    now = utcnow()
-    with clear_errors(), session_scope(rt.engine) as session:
-        user = get_staff(session, user_id=user_id)
-        ended = set_disabled(session, user=user, disabled=change == "disabled", now=now)
-        record(
-            session,
-            clinic_id=user.clinic_id,
-            actor=Actor.command_line(),
-            action=action,
-            now=now,
-            detail=f"user {user_id}",
-        )
+    with command_scope() as scope:
+        user = get_staff(scope.session, user_id=user_id)
+        ended = set_disabled(scope.session, user=user, disabled=change == "disabled", now=scope.now)
+        scope.audit(action, clinic_id=user.clinic_id, detail=f"user {user_id}")
     extra = f", {ended} sessions ended" if change == "disabled" else ""
     typer.echo(f"staff user {user_id} {change}{extra}")
 
@@ -91,19 +76,10 @@ def staff_reset_password(user_id: UserArgument, password: PasswordOption) -> Non
     """Give a user a new password; every session of theirs ends."""
     from reminders.staff import get_staff, reset_password
 
-    rt = runtime()
-    now = utcnow()
-    with clear_errors(), session_scope(rt.engine) as session:
-        user = get_staff(session, user_id=user_id)
-        ended = reset_password(session, user=user, password=password)
-        record(
-            session,
-            clinic_id=user.clinic_id,
-            actor=Actor.command_line(),
-            action="staff.reset_password",
-            now=now,
-            detail=f"user {user_id}",
-        )
+    with command_scope() as scope:
+        user = get_staff(scope.session, user_id=user_id)
+        ended = reset_password(scope.session, user=user, password=password)
+        scope.audit("staff.reset_password", clinic_id=user.clinic_id, detail=f"user {user_id}")
     typer.echo(f"staff user {user_id} has a new password, {ended} sessions ended")
 
 
@@ -115,8 +91,7 @@ def staff_list(
     """The staff users: id, clinic, email, role, two-factor and whether disabled."""
     from reminders.staff import list_staff
 
-    rt = runtime()
-    with clear_errors(), session_scope(rt.engine) as session:
+    with command_scope() as scope:
         users = [
             {
                 "id": user.id,
@@ -126,7 +101,7 @@ def staff_list(
                 "two_factor": user.totp_secret is not None,
                 "disabled_at": as_utc(user.disabled_at).isoformat() if user.disabled_at else None,
             }
-            for user in list_staff(session, clinic_id=clinic)
+            for user in list_staff(scope.session, clinic_id=clinic)
         ]
 
     def text() -> str:
