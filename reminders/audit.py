@@ -12,12 +12,12 @@ import getpass
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from reminders.clock import as_utc
 from reminders.db import LATER
 from reminders.models import AuditEvent
+from reminders.paging import page
 
 
 @dataclass(frozen=True)
@@ -87,13 +87,8 @@ def trail(
     query = select(AuditEvent).where(AuditEvent.clinic_id == clinic_id)
     if patient_id is not None:
         query = query.where(AuditEvent.patient_id == patient_id)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(
-        query.order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return list(rows), total
+    newest_first = (col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
+    return page(session, query, order=newest_first, limit=limit, offset=offset)
 
 
 def as_dict(event: AuditEvent) -> dict[str, object]:
