@@ -13,6 +13,7 @@ from fastapi import APIRouter, Path, Query
 from sqlmodel import Session
 
 from reminders.api.errors import ADMIN_RESPONSE, CONFLICT_RESPONSE, ERROR_RESPONSES
+from reminders.api.params import MAX_ID, Offset, PageSize
 from reminders.api.schemas import (
     AuditOut,
     AuditPage,
@@ -69,9 +70,8 @@ from reminders.validation import InvalidInput, strip_refused
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
-# Ids are database integers; larger values cannot name a row (and SQLite cannot bind them).
-PatientId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Patient id")]
-CourseId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Course id")]
+PatientId = Annotated[int, Path(ge=1, le=MAX_ID, description="Patient id")]
+CourseId = Annotated[int, Path(ge=1, le=MAX_ID, description="Course id")]
 SOURCE = "api"
 
 
@@ -150,8 +150,8 @@ def read_patients(
             description="Part of a name, an email or a chart number, or a phone in any format",
         ),
     ] = "",
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    limit: PageSize = 50,
+    offset: Offset = 0,
 ) -> PatientPage:
     """The clinic's patients with their latest course, oldest enrolment first."""
     rows, total = list_patients(
@@ -355,10 +355,10 @@ def read_audit(
     caller: AdminDep,
     session: SessionDep,
     patient_id: Annotated[
-        int | None, Query(ge=1, le=2**31 - 1, description="Only this patient's entries")
+        int | None, Query(ge=1, le=MAX_ID, description="Only this patient's entries")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    offset: Offset = 0,
 ) -> AuditPage:
     """The clinic's audit trail, newest first (an admin key only): who saw or changed which
     patient, when and from where."""
