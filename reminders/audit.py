@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from reminders.clock import as_utc
 from reminders.db import LATER
-from reminders.models import AuditEvent
+from reminders.models import AuditEvent, Patient
 from reminders.paging import page
 
 
@@ -73,6 +73,21 @@ def record(
     else:
         session.add(event)
     return event
+
+
+def record_about(
+    session: Session, patient: Patient, *, actor: Actor, action: str, now: datetime, detail: str
+) -> AuditEvent:
+    """Append one entry about a patient to their clinic's trail."""
+    return record(
+        session,
+        clinic_id=patient.clinic_id,
+        actor=actor,
+        action=action,
+        now=now,
+        patient_id=patient.id,
+        detail=detail,
+    )
 
 
 def trail(
