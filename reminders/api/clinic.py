@@ -7,6 +7,7 @@ like ids that do not exist, so nothing tells one clinic about another's records.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -44,7 +45,7 @@ from reminders.deps import (
     NowDep,
     SessionDep,
 )
-from reminders.models import Course, CourseStatus, MessageStatus
+from reminders.models import Course, CourseStatus, MessageStatus, Patient
 from reminders.services import (
     Context,
     change_course,
@@ -96,11 +97,20 @@ def change_clinic(
     return ClinicOut.model_validate(clinic)
 
 
+def _look_up(
+    session: Session, caller: Caller, patient_id: int, action: str, now: datetime
+) -> Patient:
+    """The clinic's patient, with the trail entry that says who looked at which record."""
+    patient = get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
+    _audit(session, caller, action, now, patient_id=patient_id)
+    return patient
+
+
 def _audit(
     session: Session,
     caller: Caller,
     action: str,
-    now: object,
+    now: datetime,
     *,
     patient_id: int | None = None,
     detail: str = "",
@@ -110,7 +120,7 @@ def _audit(
         clinic_id=caller.clinic.id,  # type: ignore[arg-type]
         actor=caller.actor,
         action=action,
-        now=now,  # type: ignore[arg-type]
+        now=now,
         patient_id=patient_id,
         detail=detail,
     )
@@ -174,8 +184,7 @@ def read_patients(
 def read_patient(
     patient_id: PatientId, caller: CallerDep, session: SessionDep, now: NowDep
 ) -> PatientOut:
-    patient = get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
-    _audit(session, caller, "patient.read", now, patient_id=patient_id)
+    patient = _look_up(session, caller, patient_id, "patient.read", now)
     return PatientOut.of(patient, current_course(session, patient_id=patient_id), now=now)
 
 
@@ -229,8 +238,7 @@ def read_messages(
     status: Annotated[MessageStatusName | None, Query(description="Only this status")] = None,
 ) -> MessageList:
     """What the patient was sent and what is planned: time, topics, channel, status, error."""
-    get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
-    _audit(session, caller, "patient.messages", now, patient_id=patient_id)
+    _look_up(session, caller, patient_id, "patient.messages", now)
     stored = None
     if status is not None:
         stored = MessageStatus.pending.value if status == "planned" else status
@@ -243,8 +251,7 @@ def read_consent(
     patient_id: PatientId, caller: CallerDep, session: SessionDep, now: NowDep
 ) -> ConsentList:
     """Every opt-in and opt-out of the patient, with its source, oldest first."""
-    patient = get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
-    _audit(session, caller, "patient.consent", now, patient_id=patient_id)
+    patient = _look_up(session, caller, patient_id, "patient.consent", now)
     events = consent_history(session, patient_id=patient_id)
     return ConsentList(
         items=[ConsentOut.model_validate(event) for event in events],
