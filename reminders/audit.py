@@ -12,12 +12,12 @@ import getpass
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from reminders.clock import as_utc
 from reminders.db import LATER
-from reminders.models import AuditEvent
+from reminders.models import AuditEvent, Patient
+from reminders.paging import page
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,21 @@ def record(
     return event
 
 
+def record_about(
+    session: Session, patient: Patient, *, actor: Actor, action: str, now: datetime, detail: str
+) -> AuditEvent:
+    """Append one entry about a patient to their clinic's trail."""
+    return record(
+        session,
+        clinic_id=patient.clinic_id,
+        actor=actor,
+        action=action,
+        now=now,
+        patient_id=patient.id,
+        detail=detail,
+    )
+
+
 def trail(
     session: Session,
     *,
@@ -87,13 +102,8 @@ def trail(
     query = select(AuditEvent).where(AuditEvent.clinic_id == clinic_id)
     if patient_id is not None:
         query = query.where(AuditEvent.patient_id == patient_id)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(
-        query.order_by(col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return list(rows), total
+    newest_first = (col(AuditEvent.at).desc(), col(AuditEvent.id).desc())
+    return page(session, query, order=newest_first, limit=limit, offset=offset)
 
 
 def as_dict(event: AuditEvent) -> dict[str, object]:

@@ -187,19 +187,28 @@ def _table(data: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
+def _identify(
+    table: dict[str, Any], kind: str, index: int, *, keys: set[str], seen: set[str]
+) -> tuple[str, str]:
+    """Check an item's keys and its id, which no other item may use; returns the id and the
+    name its errors give it from here on."""
+    where = f"{kind}[{index}]"
+    _unknown_keys(table, keys, where)
+    item_id = _take(table, "id", where, str)
+    where = f"{kind} {item_id!r}"
+    if item_id in seen:
+        raise CarePlanError(f"{where}.id: used twice")
+    seen.add(item_id)
+    return item_id, where
+
+
 def parse(data: dict[str, Any]) -> CarePlan:
     """Validate a parsed care-plan document."""
     _unknown_keys(data, {"limits", "message", "recurring", "ipledge"}, "care plan")
     entries = []
     seen: set[str] = set()
     for index, table in enumerate(_tables(data, "message")):
-        where = f"message[{index}]"
-        _unknown_keys(table, _ENTRY_KEYS, where)
-        entry_id = _take(table, "id", where, str)
-        where = f"message {entry_id!r}"
-        if entry_id in seen:
-            raise CarePlanError(f"{where}.id: used twice")
-        seen.add(entry_id)
+        entry_id, where = _identify(table, "message", index, keys=_ENTRY_KEYS, seen=seen)
         topic = _choice(_take(table, "topic", where, str), TOPICS, f"{where}.topic")
         if topic in RECURRING_TOPICS or topic == "ipledge":
             raise CarePlanError(f"{where}.topic: {topic!r} belongs in [[recurring]] or [ipledge]")
@@ -225,13 +234,7 @@ def parse(data: dict[str, Any]) -> CarePlan:
         )
     recurring = []
     for index, table in enumerate(_tables(data, "recurring")):
-        where = f"recurring[{index}]"
-        _unknown_keys(table, _RECURRING_KEYS, where)
-        item_id = _take(table, "id", where, str)
-        where = f"recurring {item_id!r}"
-        if item_id in seen:
-            raise CarePlanError(f"{where}.id: used twice")
-        seen.add(item_id)
+        item_id, where = _identify(table, "recurring", index, keys=_RECURRING_KEYS, seen=seen)
         every = _offset(table, "every", where)
         if every.amount <= 0:
             raise CarePlanError(f"{where}.every: must be positive")

@@ -321,16 +321,11 @@ def _write_batch(
             (item.row, patient, course, match is None)
             for item, (patient, course), match in zip(batch, ids, known, strict=True)
         ]
-        for row, patient, course, new in written:
-            record(
-                session,
-                clinic_id=clinic.id,  # type: ignore[arg-type]
-                actor=actor,
-                action="patient.import",
-                now=now,
-                patient_id=patient,
-                detail=f"row {row}, course {course}" + ("" if new else ", a returning patient"),
-            )
+        imported = [
+            (patient, f"row {row}, course {course}" + ("" if new else ", a returning patient"))
+            for row, patient, course, new in written
+        ]
+        _record_each(session, "patient.import", imported, clinic=clinic, actor=actor, now=now)
     return written
 
 
@@ -353,16 +348,35 @@ def _undo(
                 patient_ids=[patient for _, patient, _, new in part if new],
                 course_ids=[course for _, _, course, _ in part],
             )
-            for row, patient, _course, _new in part:
-                record(
-                    session,
-                    clinic_id=clinic.id,  # type: ignore[arg-type]
-                    actor=actor,
-                    action="patient.import_undone",
-                    now=now,
-                    patient_id=patient,
-                    detail=f"row {row}: a later row was refused, nothing was kept",
-                )
+            undone = [
+                (patient, f"row {row}: a later row was refused, nothing was kept")
+                for row, patient, _course, _new in part
+            ]
+            _record_each(
+                session, "patient.import_undone", undone, clinic=clinic, actor=actor, now=now
+            )
+
+
+def _record_each(
+    session: Session,
+    action: str,
+    entries: list[tuple[int, str]],
+    *,
+    clinic: Clinic,
+    actor: Actor,
+    now: datetime,
+) -> None:
+    """One trail entry of `action` for each (patient id, detail)."""
+    for patient_id, detail in entries:
+        record(
+            session,
+            clinic_id=clinic.id,  # type: ignore[arg-type]
+            actor=actor,
+            action=action,
+            now=now,
+            patient_id=patient_id,
+            detail=detail,
+        )
 
 
 def _plan(engine: Engine, course_ids: list[int], *, ctx: Context) -> None:

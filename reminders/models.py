@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import date, datetime, time
 
-from sqlalchemy import Column, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import Column, Index, String, Text, TextClause, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from reminders.clock import utcnow
@@ -200,6 +200,11 @@ PENDING = text("status = 'pending'")
 SENDING = text("status = 'sending'")
 
 
+def partial_index(name: str, column: str, *, where: TextClause) -> Index:
+    """An index of only the rows `where` holds, on PostgreSQL and SQLite alike."""
+    return Index(name, column, postgresql_where=where, sqlite_where=where)
+
+
 class Message(SQLModel, table=True):
     """The outbox: one row per planned message and channel."""
 
@@ -207,19 +212,9 @@ class Message(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("course_id", "key", "channel", name="uq_outbox_course_key_channel"),
         # The claim query reads only pending rows by time, so history does not slow it down.
-        Index(
-            "ix_outbox_pending_send_after",
-            "send_after",
-            postgresql_where=PENDING,
-            sqlite_where=PENDING,
-        ),
+        partial_index("ix_outbox_pending_send_after", "send_after", where=PENDING),
         Index("ix_outbox_patient_sent", "patient_id", "sent_at"),
-        Index(
-            "ix_outbox_sending_lease",
-            "lease_until",
-            postgresql_where=SENDING,
-            sqlite_where=SENDING,
-        ),
+        partial_index("ix_outbox_sending_lease", "lease_until", where=SENDING),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -312,14 +307,7 @@ class InboundText(SQLModel, table=True):
     text is applied (InboundMessage keeps them for staff); the MessageSid stays.
     """
 
-    __table_args__ = (
-        Index(
-            "ix_inboundtext_unapplied",
-            "received_at",
-            postgresql_where=UNAPPLIED,
-            sqlite_where=UNAPPLIED,
-        ),
-    )
+    __table_args__ = (partial_index("ix_inboundtext_unapplied", "received_at", where=UNAPPLIED),)
 
     id: int | None = Field(default=None, primary_key=True)
     message_sid: str = Field(max_length=64, unique=True)

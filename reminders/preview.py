@@ -58,42 +58,46 @@ def _entry(
 def _planned(
     rt: Runtime, plan: Plan, clinic: Clinic, patient: Patient, channels: list[Channel], first: bool
 ) -> list[dict[str, Any]]:
+    def on_each_channel(
+        key: str,
+        parts: tuple[Part, ...],
+        *,
+        topics: list[str],
+        due_at: datetime,
+        status: str,
+        first: bool,
+    ) -> list[dict[str, Any]]:
+        return [
+            _entry(
+                rt,
+                Draft(0, 0, key, channel, parts),
+                clinic=clinic,
+                patient=patient,
+                topics=topics,
+                due_at=due_at,
+                status=status,
+                first=first,
+            )
+            for channel in channels
+        ]
+
     entries = []
     for message in plan.messages:
         parts = tuple(Part(item.template, dict(item.params)) for item in message.items)
-        for channel in channels:
-            draft = Draft(0, 0, message.key, channel, parts)
-            entries.append(
-                _entry(
-                    rt,
-                    draft,
-                    clinic=clinic,
-                    patient=patient,
-                    topics=list(message.topics),
-                    due_at=message.due_at,
-                    status="planned",
-                    first=first,
-                )
-            )
+        topics = list(message.topics)
+        entries += on_each_channel(
+            message.key, parts, topics=topics, due_at=message.due_at, status="planned", first=first
+        )
         first = False
     # After-course messages wait for the clinic to record the last dose; shown on the day
     # they would fall were the planned end the last dose.
     tz = zone(patient.timezone)
     for item in plan.waiting:
-        for channel in channels:
-            draft = Draft(0, 0, item.key, channel, (Part(item.template, dict(item.params)),))
-            entries.append(
-                _entry(
-                    rt,
-                    draft,
-                    clinic=clinic,
-                    patient=patient,
-                    topics=[item.topic],
-                    due_at=local_instant(item.day, clinic.send_time, tz),
-                    status=WAITING,
-                    first=False,
-                )
-            )
+        due_at = local_instant(item.day, clinic.send_time, tz)
+        parts = (Part(item.template, dict(item.params)),)
+        entries += on_each_channel(
+            item.key, parts, topics=[item.topic], due_at=due_at, status=WAITING, first=False
+        )
     return entries
 
 

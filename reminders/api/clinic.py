@@ -7,12 +7,14 @@ like ids that do not exist, so nothing tells one clinic about another's records.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from sqlmodel import Session
 
 from reminders.api.errors import ADMIN_RESPONSE, CONFLICT_RESPONSE, ERROR_RESPONSES
+from reminders.api.params import MAX_ID, Offset, PageSize
 from reminders.api.schemas import (
     AuditOut,
     AuditPage,
@@ -43,7 +45,7 @@ from reminders.deps import (
     NowDep,
     SessionDep,
 )
-from reminders.models import Course, CourseStatus, MessageStatus
+from reminders.models import Course, CourseStatus, MessageStatus, Patient
 from reminders.services import (
     Context,
     change_course,
@@ -69,9 +71,8 @@ from reminders.validation import InvalidInput, strip_refused
 
 router = APIRouter(prefix="/v1", responses=ERROR_RESPONSES)
 
-# Ids are database integers; larger values cannot name a row (and SQLite cannot bind them).
-PatientId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Patient id")]
-CourseId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Course id")]
+PatientId = Annotated[int, Path(ge=1, le=MAX_ID, description="Patient id")]
+CourseId = Annotated[int, Path(ge=1, le=MAX_ID, description="Course id")]
 SOURCE = "api"
 
 
@@ -96,11 +97,20 @@ def change_clinic(
     return ClinicOut.model_validate(clinic)
 
 
+def _look_up(
+    session: Session, caller: Caller, patient_id: int, action: str, now: datetime
+) -> Patient:
+    """The clinic's patient, with the trail entry that says who looked at which record."""
+    patient = get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
+    _audit(session, caller, action, now, patient_id=patient_id)
+    return patient
+
+
 def _audit(
     session: Session,
     caller: Caller,
     action: str,
-    now: object,
+    now: datetime,
     *,
     patient_id: int | None = None,
     detail: str = "",
@@ -110,7 +120,7 @@ def _audit(
         clinic_id=caller.clinic.id,  # type: ignore[arg-type]
         actor=caller.actor,
         action=action,
-        now=now,  # type: ignore[arg-type]
+        now=now,
         patient_id=patient_id,
         detail=detail,
     )
@@ -150,8 +160,8 @@ def read_patients(
             description="Part of a name, an email or a chart number, or a phone in any format",
         ),
     ] = "",
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    limit: PageSize = 50,
+    offset: Offset = 0,
 ) -> PatientPage:
     """The clinic's patients with their latest course, oldest enrolment first."""
     rows, total = list_patients(
@@ -174,8 +184,7 @@ def read_patients(
 def read_patient(
     patient_id: PatientId, caller: CallerDep, session: SessionDep, now: NowDep
 ) -> PatientOut:
-    patient = get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
-    _audit(session, caller, "patient.read", now, patient_id=patient_id)
+    patient = _look_up(session, caller, patient_id, "patient.read", now)
     return PatientOut.of(patient, current_course(session, patient_id=patient_id), now=now)
 
 
@@ -229,8 +238,7 @@ def read_messages(
     status: Annotated[MessageStatusName | None, Query(description="Only this status")] = None,
 ) -> MessageList:
     """What the patient was sent and what is planned: time, topics, channel, status, error."""
-    get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
-    _audit(session, caller, "patient.messages", now, patient_id=patient_id)
+    _look_up(session, caller, patient_id, "patient.messages", now)
     stored = None
     if status is not None:
         stored = MessageStatus.pending.value if status == "planned" else status
@@ -243,8 +251,7 @@ def read_consent(
     patient_id: PatientId, caller: CallerDep, session: SessionDep, now: NowDep
 ) -> ConsentList:
     """Every opt-in and opt-out of the patient, with its source, oldest first."""
-    patient = get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
-    _audit(session, caller, "patient.consent", now, patient_id=patient_id)
+    patient = _look_up(session, caller, patient_id, "patient.consent", now)
     events = consent_history(session, patient_id=patient_id)
     return ConsentList(
         items=[ConsentOut.model_validate(event) for event in events],
@@ -355,10 +362,10 @@ def read_audit(
     caller: AdminDep,
     session: SessionDep,
     patient_id: Annotated[
-        int | None, Query(ge=1, le=2**31 - 1, description="Only this patient's entries")
+        int | None, Query(ge=1, le=MAX_ID, description="Only this patient's entries")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    offset: Offset = 0,
 ) -> AuditPage:
     """The clinic's audit trail, newest first (an admin key only): who saw or changed which
     patient, when and from where."""

@@ -10,13 +10,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 
 from reminders.api.errors import ERROR_RESPONSES
+from reminders.api.params import MAX_ID, Offset, PageSize
 from reminders.api.schemas import ReplyOut, ReplyPage
 from reminders.deps import ClinicDep, NowDep, SessionDep
 from reminders.services import get_reply, list_replies, mark_handled
 
 router = APIRouter(prefix="/v1/replies", tags=["replies"], responses=ERROR_RESPONSES)
 
-ReplyId = Annotated[int, Path(ge=1, le=2**31 - 1, description="Reply id")]
+ReplyId = Annotated[int, Path(ge=1, le=MAX_ID, description="Reply id")]
 # Who marked a reply handled, when it was done with the clinic's key rather than by a person.
 HANDLED_BY_API = "api"
 
@@ -28,8 +29,8 @@ def read_replies(
     state: Annotated[
         Literal["unread", "handled", "all"], Query(description="Which replies")
     ] = "all",
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+    limit: PageSize = 50,
+    offset: Offset = 0,
 ) -> ReplyPage:
     """Patients' texts to the clinic, newest first: messages for staff and keywords answered."""
     rows, total = list_replies(

@@ -21,6 +21,7 @@ from reminders.models import (
     Message,
     Patient,
 )
+from reminders.paging import page
 from reminders.render import LOCALES
 from reminders.services import reachability
 from reminders.services.clinics import get_clinic
@@ -127,9 +128,8 @@ def list_patients(
     text = search.strip()
     if text:
         query = query.where(or_(*search_conditions(text, region=region)))
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
     order = col(Patient.id).desc() if newest_first else col(Patient.id)
-    rows = session.exec(query.order_by(order).offset(offset).limit(limit)).all()
+    rows, total = page(session, query, order=(order,), limit=limit, offset=offset)
     return [(patient, course) for patient, course in rows], total
 
 

@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from reminders import lifecycle
-from reminders.audit import Actor, record
+from reminders.audit import Actor, record_about
 from reminders.models import AuditEvent, Channel, Patient
 
 OK, UNREACHABLE, OPTED_OUT = "ok", "unreachable", "opted_out"
@@ -62,15 +62,8 @@ def mark_unreachable(
         setattr(patient, f"{name}_unreachable_at", now)
         setattr(patient, f"{name}_unreachable_reason", reason[:200])
         session.add(patient)
-        record(
-            session,
-            clinic_id=patient.clinic_id,
-            actor=DELIVERY,
-            action=MARKED,
-            now=now,
-            patient_id=patient.id,
-            detail=f"{name}: {reason}"[:200],
-        )
+        detail = f"{name}: {reason}"[:200]
+        record_about(session, patient, actor=DELIVERY, action=MARKED, now=now, detail=detail)
     return lifecycle.hold_pending(
         session,
         patient_id=patient.id,  # type: ignore[arg-type]
@@ -119,15 +112,8 @@ def clear(
         now=now,
     )
     if was is not None:
-        record(
-            session,
-            clinic_id=patient.clinic_id,
-            actor=actor,
-            action=CLEARED,
-            now=now,
-            patient_id=patient.id,
-            detail=f"{name}: changed; {released} held released",
-        )
+        detail = f"{name}: changed; {released} held released"
+        record_about(session, patient, actor=actor, action=CLEARED, now=now, detail=detail)
     return released
 
 

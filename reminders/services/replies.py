@@ -11,6 +11,7 @@ from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from reminders.models import Clinic, InboundMessage, ReplyState
+from reminders.paging import page
 from reminders.services.common import NotFound
 from reminders.timing import business_deadline, zone
 from reminders.validation import InvalidInput
@@ -43,13 +44,8 @@ def list_replies(
     stored = _state_filter(state)
     if stored is not None:
         query = query.where(InboundMessage.state == stored)
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(
-        query.order_by(col(InboundMessage.received_at).desc(), col(InboundMessage.id).desc())
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    return list(rows), total
+    newest_first = (col(InboundMessage.received_at).desc(), col(InboundMessage.id).desc())
+    return page(session, query, order=newest_first, limit=limit, offset=offset)
 
 
 def patient_replies(session: Session, *, patient_id: int) -> list[InboundMessage]:
