@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
-from reminders.audit import record, trail
+from reminders.audit import trail
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import StaffRole, StaffUser
@@ -33,7 +33,7 @@ from reminders.staff import (
 )
 from reminders.validation import InvalidInput
 from reminders.web.pages import errors_by_field, redirect, render
-from reminders.web.security import PREFIX, AdminDep, FormDep, PageNotFound, Staff, field
+from reminders.web.security import PREFIX, AdminDep, FormDep, PageNotFound, Staff, audit, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -102,14 +102,7 @@ def add_staff(
                 role=values["role"],
                 now=now,
             )
-            record(
-                session,
-                clinic_id=staff.clinic_id,
-                actor=staff.actor,
-                action="staff.add",
-                now=now,
-                detail=f"user {user.id} as {user.role}",
-            )
+            audit(session, staff, "staff.add", now=now, detail=f"user {user.id} as {user.role}")
             email = user.email
     except InvalidInput as exc:
         return _staff_page(
@@ -172,14 +165,7 @@ def staff_action(
             except NotFound:
                 raise PageNotFound() from None
             done = apply(session, staff, user, form, now)
-            record(
-                session,
-                clinic_id=staff.clinic_id,
-                actor=staff.actor,
-                action=action,
-                now=now,
-                detail=f"user {user.id}",
-            )
+            audit(session, staff, action, now=now, detail=f"user {user.id}")
     except InvalidInput as exc:
         errors = {f"{error.field}-{target}": error.reason for error in exc.errors}
     except Conflict as exc:
@@ -240,14 +226,7 @@ def add_key(
                 admin=field(form, "admin") == "yes",
                 now=now,
             )
-            record(
-                session,
-                clinic_id=staff.clinic_id,
-                actor=staff.actor,
-                action="key.create",
-                now=now,
-                detail=row.name,
-            )
+            audit(session, staff, "key.create", now=now, detail=row.name)
     except InvalidInput as exc:
         return _keys_page(
             request, rt, staff, errors=errors_by_field(exc.errors), name=name, code=422
@@ -262,14 +241,7 @@ def revoke_key(
     try:
         with session_scope(rt.engine) as session:
             key = revoke_api_key(session, clinic_id=staff.clinic_id, key_id=_id(key_id), now=now)
-            record(
-                session,
-                clinic_id=staff.clinic_id,
-                actor=staff.actor,
-                action="key.revoke",
-                now=now,
-                detail=key.name,
-            )
+            audit(session, staff, "key.revoke", now=now, detail=key.name)
             name = key.name
     except NotFound:
         raise PageNotFound() from None

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from reminders.audit import record
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import Channel, ConsentEvent, Course, Patient
@@ -41,7 +40,7 @@ from reminders.timing import to_local, zone
 from reminders.validation import FieldError, InvalidInput
 from reminders.web.pages import as_utc, errors_by_field, redirect, render
 from reminders.web.queries import CHANNEL_NAMES
-from reminders.web.security import PREFIX, FormDep, PageNotFound, Staff, StaffDep, field
+from reminders.web.security import PREFIX, FormDep, PageNotFound, Staff, StaffDep, audit, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -151,11 +150,10 @@ def _patient_page(
 ) -> Response:
     with read_scope(rt.engine) as session:
         view = _patient_view(session, rt, staff, patient_id, now)
-        record(
+        audit(
             session,
-            clinic_id=staff.clinic_id,
-            actor=staff.actor,
-            action="patient.view",
+            staff,
+            "patient.view",
             now=now,
             patient_id=patient_id,
             detail="timeline" if view["course"] is not None else "",
@@ -284,11 +282,10 @@ def course_action(
             if missing:
                 raise InvalidInput(missing)
             action.apply(session, course, values, rt.context(now))
-            record(
+            audit(
                 session,
-                clinic_id=staff.clinic_id,
-                actor=staff.actor,
-                action=action.audit,
+                staff,
+                action.audit,
                 now=now,
                 patient_id=patient_id,
                 detail=f"course {course_number}",

@@ -7,7 +7,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from reminders.audit import record
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import ChannelChoice, Patient
@@ -15,7 +14,7 @@ from reminders.services import PATIENT_FIELDS, Conflict, NotFound, get_patient, 
 from reminders.validation import InvalidInput
 from reminders.web.pages import errors_by_field, redirect, render
 from reminders.web.patients import COMMON_ZONES, SOURCE
-from reminders.web.security import PREFIX, FormDep, PageNotFound, Staff, StaffDep, field
+from reminders.web.security import PREFIX, FormDep, PageNotFound, Staff, StaffDep, audit, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -76,15 +75,7 @@ def edit_form(
     number = _id(patient_id)
     with read_scope(rt.engine) as session:
         patient = _patient(session, staff, number)
-        record(
-            session,
-            clinic_id=staff.clinic_id,
-            actor=staff.actor,
-            action="patient.view",
-            now=now,
-            patient_id=number,
-            detail="edit form",
-        )
+        audit(session, staff, "patient.view", now=now, patient_id=number, detail="edit form")
         return _page(request, staff, patient, values=_values(patient), errors={})
 
 
@@ -112,11 +103,10 @@ def edit_submit(
                     session, patient=patient, changes=changes, source=SOURCE, ctx=rt.context(now)
                 )
                 # The names of the fields changed, never their values.
-                record(
+                audit(
                     session,
-                    clinic_id=staff.clinic_id,
-                    actor=staff.actor,
-                    action="patient.update",
+                    staff,
+                    "patient.update",
                     now=now,
                     patient_id=number,
                     detail=", ".join(sorted(changes)),

@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from reminders.audit import record
 from reminders.clock import as_utc
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
@@ -26,7 +25,7 @@ from reminders.timing import local_today
 from reminders.validation import CHANNELS, ENROLL_FIELDS, InvalidInput, strip_refused
 from reminders.web import queries
 from reminders.web.pages import errors_by_field, redirect, render
-from reminders.web.security import PREFIX, FormDep, Staff, StaffDep, field
+from reminders.web.security import PREFIX, FormDep, Staff, StaffDep, audit, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -75,11 +74,10 @@ def patient_list(
             offset=(page - 1) * queries.PAGE_SIZE,
         )
         # What was looked at, never what was searched for (a name, an email).
-        record(
+        audit(
             session,
-            clinic_id=staff.clinic_id,
-            actor=staff.actor,
-            action="patient.list",
+            staff,
+            "patient.list",
             now=now,
             detail=f"{len(rows)} of {total}, page {page}" + (", searched" if q else ""),
         )
@@ -166,11 +164,10 @@ def enroll_submit(
                 )
                 if stopped
             ]
-            record(
+            audit(
                 session,
-                clinic_id=staff.clinic_id,
-                actor=staff.actor,
-                action="patient.enroll",
+                staff,
+                "patient.enroll",
                 now=now,
                 patient_id=patient_id,
                 detail=f"course {course.id}",

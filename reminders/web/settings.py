@@ -5,14 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from reminders.audit import record
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.runtime import Runtime
 from reminders.services import get_clinic, update_clinic
 from reminders.validation import InvalidInput
 from reminders.web.pages import errors_by_field, redirect, render
-from reminders.web.security import PREFIX, AdminDep, FormDep, Staff, field
+from reminders.web.security import PREFIX, AdminDep, FormDep, Staff, audit, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -58,14 +57,7 @@ def settings_submit(
         with session_scope(rt.engine) as session:
             clinic = get_clinic(session, staff.clinic_id)
             update_clinic(session, clinic=clinic, changes=values)
-            record(
-                session,
-                clinic_id=staff.clinic_id,
-                actor=staff.actor,
-                action="clinic.update",
-                now=now,
-                detail=", ".join(FIELDS),
-            )
+            audit(session, staff, "clinic.update", now=now, detail=", ".join(FIELDS))
     except InvalidInput as exc:
         errors = errors_by_field(exc.errors)
         return _page(request, staff, rt, values=values, errors=errors, status=422)
