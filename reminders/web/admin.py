@@ -32,6 +32,7 @@ from reminders.staff import (
     set_disabled,
 )
 from reminders.validation import InvalidInput
+from reminders.web.addresses import listed, path_id
 from reminders.web.pages import errors_by_field, redirect, render
 from reminders.web.security import PREFIX, AdminDep, FormDep, PageNotFound, Staff, audit, field
 
@@ -40,13 +41,6 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 STAFF_PAGE = f"{PREFIX}/staff"
 KEYS_PAGE = f"{PREFIX}/keys"
 AUDIT_PAGE_SIZE = 50
-MAX_ID = 2**31 - 1
-
-
-def _id(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
-        raise PageNotFound()
-    return int(text)
 
 
 # -- staff ----------------------------------------------------------------------------------
@@ -153,11 +147,8 @@ def staff_action(
     now: NowDep,
 ) -> Response:
     """Disable, enable, reset the password of, or sign out a user of the admin's clinic."""
-    found = USER_ACTIONS.get(name)
-    if found is None:
-        raise PageNotFound()
-    action, apply = found
-    target = _id(user_id)
+    action, apply = listed(USER_ACTIONS, name)
+    target = path_id(user_id)
     try:
         with session_scope(rt.engine) as session:
             try:
@@ -240,7 +231,9 @@ def revoke_key(
 ) -> Response:
     try:
         with session_scope(rt.engine) as session:
-            key = revoke_api_key(session, clinic_id=staff.clinic_id, key_id=_id(key_id), now=now)
+            key = revoke_api_key(
+                session, clinic_id=staff.clinic_id, key_id=path_id(key_id), now=now
+            )
             audit(session, staff, "key.revoke", now=now, detail=key.name)
             name = key.name
     except NotFound:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -24,7 +23,7 @@ from reminders.services import enroll, get_clinic
 from reminders.timing import local_today
 from reminders.validation import CHANNELS, ENROLL_FIELDS, InvalidInput, strip_refused
 from reminders.web import queries
-from reminders.web.pages import errors_by_field, redirect, render
+from reminders.web.pages import Errors, Values, errors_by_field, form_page, redirect, render
 from reminders.web.security import PREFIX, FormDep, Staff, StaffDep, audit, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
@@ -74,13 +73,8 @@ def patient_list(
             offset=(page - 1) * queries.PAGE_SIZE,
         )
         # What was looked at, never what was searched for (a name, an email).
-        audit(
-            session,
-            staff,
-            "patient.list",
-            now=now,
-            detail=f"{len(rows)} of {total}, page {page}" + (", searched" if q else ""),
-        )
+        detail = f"{len(rows)} of {total}, page {page}" + (", searched" if q else "")
+        audit(session, staff, "patient.list", now=now, detail=detail)
     return render(
         request,
         "patients.html",
@@ -97,20 +91,12 @@ def patient_list(
     )
 
 
-def _enroll_page(
-    request: Request,
-    staff: Staff,
-    *,
-    values: dict[str, Any],
-    errors: dict[str, str],
-    status: int = 200,
-) -> Response:
-    return render(
+def _enroll_page(request: Request, staff: Staff, values: Values, errors: Errors) -> Response:
+    return form_page(
         request,
         "enroll.html",
         title="Enroll a patient",
         staff=staff,
-        code=status,
         values=values,
         errors=errors,
         channels=CHANNELS,
@@ -139,7 +125,7 @@ def enroll_form(request: Request, staff: StaffDep, now: NowDep) -> Response:
         "date_of_birth": "",
         "external_id": "",
     }
-    return _enroll_page(request, staff, values=values, errors={})
+    return _enroll_page(request, staff, values, {})
 
 
 @router.post("/patients/new")
@@ -173,9 +159,7 @@ def enroll_submit(
                 detail=f"course {course.id}",
             )
     except InvalidInput as exc:  # raised before anything was written; rolled back regardless
-        return _enroll_page(
-            request, staff, values=values, errors=errors_by_field(exc.errors), status=422
-        )
+        return _enroll_page(request, staff, values, errors_by_field(exc.errors))
     flash = f"{name} is enrolled."
     if returning:
         flash = f"{name} was enrolled before: a new course is added to their record."
