@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
-from reminders.audit import record, trail
+from reminders.audit import trail
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import StaffRole, StaffUser
@@ -32,21 +32,15 @@ from reminders.staff import (
     set_disabled,
 )
 from reminders.validation import InvalidInput
+from reminders.web.addresses import listed, path_id
 from reminders.web.pages import errors_by_field, redirect, render
-from reminders.web.security import PREFIX, AdminDep, FormDep, PageNotFound, Staff, field
+from reminders.web.security import PREFIX, AdminDep, FormDep, PageNotFound, Staff, audit, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 STAFF_PAGE = f"{PREFIX}/staff"
 KEYS_PAGE = f"{PREFIX}/keys"
 AUDIT_PAGE_SIZE = 50
-MAX_ID = 2**31 - 1
-
-
-def _id(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
-        raise PageNotFound()
-    return int(text)
 
 
 # -- staff ----------------------------------------------------------------------------------
@@ -102,14 +96,7 @@ def add_staff(
                 role=values["role"],
                 now=now,
             )
-            record(
-                session,
-                clinic_id=staff.clinic_id,
-                actor=staff.actor,
-                action="staff.add",
-                now=now,
-                detail=f"user {user.id} as {user.role}",
-            )
+            audit(session, staff, "staff.add", now=now, detail=f"user {user.id} as {user.role}")
             email = user.email
     except InvalidInput as exc:
         return _staff_page(
@@ -160,11 +147,8 @@ def staff_action(
     now: NowDep,
 ) -> Response:
     """Disable, enable, reset the password of, or sign out a user of the admin's clinic."""
-    found = USER_ACTIONS.get(name)
-    if found is None:
-        raise PageNotFound()
-    action, apply = found
-    target = _id(user_id)
+    action, apply = listed(USER_ACTIONS, name)
+    target = path_id(user_id)
     try:
         with session_scope(rt.engine) as session:
             try:
@@ -172,14 +156,7 @@ def staff_action(
             except NotFound:
                 raise PageNotFound() from None
             done = apply(session, staff, user, form, now)
-            record(
-                session,
-                clinic_id=staff.clinic_id,
-                actor=staff.actor,
-                action=action,
-                now=now,
-                detail=f"user {user.id}",
-            )
+            audit(session, staff, action, now=now, detail=f"user {user.id}")
     except InvalidInput as exc:
         errors = {f"{error.field}-{target}": error.reason for error in exc.errors}
     except Conflict as exc:
@@ -240,14 +217,7 @@ def add_key(
                 admin=field(form, "admin") == "yes",
                 now=now,
             )
-            record(
-                session,
-                clinic_id=staff.clinic_id,
-                actor=staff.actor,
-                action="key.create",
-                now=now,
-                detail=row.name,
-            )
+            audit(session, staff, "key.create", now=now, detail=row.name)
     except InvalidInput as exc:
         return _keys_page(
             request, rt, staff, errors=errors_by_field(exc.errors), name=name, code=422
@@ -261,15 +231,10 @@ def revoke_key(
 ) -> Response:
     try:
         with session_scope(rt.engine) as session:
-            key = revoke_api_key(session, clinic_id=staff.clinic_id, key_id=_id(key_id), now=now)
-            record(
-                session,
-                clinic_id=staff.clinic_id,
-                actor=staff.actor,
-                action="key.revoke",
-                now=now,
-                detail=key.name,
+            key = revoke_api_key(
+                session, clinic_id=staff.clinic_id, key_id=path_id(key_id), now=now
             )
+            audit(session, staff, "key.revoke", now=now, detail=key.name)
             name = key.name
     except NotFound:
         raise PageNotFound() from None

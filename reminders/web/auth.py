@@ -35,6 +35,7 @@ from reminders.web.security import (
     StaffDep,
     Visit,
     VisitDep,
+    audit,
     field,
     safe_next,
     set_session_cookie,
@@ -251,13 +252,6 @@ def sign_out_everywhere(
     """End every session of the signed-in user, on every device, this one included."""
     with session_scope(rt.engine) as session:
         ended = end_user_sessions(session, user_id=staff.user_id)
-        record(
-            session,
-            clinic_id=staff.clinic_id,
-            actor=staff.actor,
-            action="staff.sign_out_everywhere",
-            now=now,
-            detail=f"{ended} sessions",
-        )
+        audit(session, staff, "staff.sign_out_everywhere", now=now, detail=f"{ended} sessions")
     visit.token = None
     return _signed_out(request, "everywhere")

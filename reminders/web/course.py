@@ -11,7 +11,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
-from reminders.audit import record
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import Channel, ConsentEvent, Course, Patient
@@ -39,20 +38,14 @@ from reminders.services import (
 from reminders.services.reachability import contact_changes
 from reminders.timing import to_local, zone
 from reminders.validation import FieldError, InvalidInput
+from reminders.web.addresses import listed, path_id
 from reminders.web.pages import as_utc, errors_by_field, redirect, render
 from reminders.web.queries import CHANNEL_NAMES
-from reminders.web.security import PREFIX, FormDep, PageNotFound, Staff, StaffDep, field
+from reminders.web.security import PREFIX, FormDep, PageNotFound, Staff, StaffDep, audit, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
-MAX_ID = 2**31 - 1  # ids are database integers; larger values cannot name a row
 SHOWN_UPCOMING = 5  # the rest of the plan folds away under "show all"
-
-
-def _id(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
-        raise PageNotFound()
-    return int(text)
 
 
 Entry = dict[str, Any]
@@ -151,11 +144,10 @@ def _patient_page(
 ) -> Response:
     with read_scope(rt.engine) as session:
         view = _patient_view(session, rt, staff, patient_id, now)
-        record(
+        audit(
             session,
-            clinic_id=staff.clinic_id,
-            actor=staff.actor,
-            action="patient.view",
+            staff,
+            "patient.view",
             now=now,
             patient_id=patient_id,
             detail="timeline" if view["course"] is not None else "",
@@ -177,7 +169,7 @@ def _patient_page(
 def patient_page(
     request: Request, patient_id: str, staff: StaffDep, rt: RuntimeDep, now: NowDep
 ) -> Response:
-    return _patient_page(request, rt, staff, _id(patient_id), now)
+    return _patient_page(request, rt, staff, path_id(patient_id), now)
 
 
 @dataclass(frozen=True)
@@ -267,12 +259,10 @@ def course_action(
     now: NowDep,
 ) -> Response:
     """Apply one change in one transaction; on refusal nothing is kept and the page says why."""
-    action = ACTIONS.get(name)
-    if action is None:
-        raise PageNotFound()
+    action = listed(ACTIONS, name)
     values = {key: field(form, key) for key in action.fields}
     missing = [FieldError(key, "required") for key in action.required if not values[key]]
-    course_number = _id(course_id)
+    course_number = path_id(course_id)
     patient_id = None
     try:
         with session_scope(rt.engine) as session:
@@ -284,11 +274,10 @@ def course_action(
             if missing:
                 raise InvalidInput(missing)
             action.apply(session, course, values, rt.context(now))
-            record(
+            audit(
                 session,
-                clinic_id=staff.clinic_id,
-                actor=staff.actor,
-                action=action.audit,
+                staff,
+                action.audit,
                 now=now,
                 patient_id=patient_id,
                 detail=f"course {course_number}",

@@ -7,25 +7,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from reminders.audit import record
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import ChannelChoice, Patient
 from reminders.services import PATIENT_FIELDS, Conflict, NotFound, get_patient, update_patient
 from reminders.validation import InvalidInput
-from reminders.web.pages import errors_by_field, redirect, render
+from reminders.web.addresses import path_id
+from reminders.web.pages import Errors, Values, errors_by_field, form_page, redirect
 from reminders.web.patients import COMMON_ZONES, SOURCE
-from reminders.web.security import PREFIX, FormDep, PageNotFound, Staff, StaffDep, field
+from reminders.web.security import PREFIX, FormDep, PageNotFound, Staff, StaffDep, audit, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
-
-MAX_ID = 2**31 - 1
-
-
-def _id(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_ID:
-        raise PageNotFound()
-    return int(text)
 
 
 def _values(patient: Patient) -> dict[str, str]:
@@ -38,23 +30,16 @@ def _values(patient: Patient) -> dict[str, str]:
 
 
 def _page(
-    request: Request,
-    staff: Staff,
-    patient: Patient,
-    *,
-    values: dict[str, str],
-    errors: dict[str, str],
-    status: int = 200,
+    request: Request, staff: Staff, patient: Patient, values: Values, errors: Errors
 ) -> Response:
-    return render(
+    return form_page(
         request,
         "edit.html",
         title=f"Edit {patient.first_name}",
         staff=staff,
-        code=status,
-        patient=patient,
         values=values,
         errors=errors,
+        patient=patient,
         zones=COMMON_ZONES,
     )
 
@@ -73,19 +58,11 @@ def _patient(session: Any, staff: Staff, patient_id: int) -> Patient:
 def edit_form(
     request: Request, patient_id: str, staff: StaffDep, rt: RuntimeDep, now: NowDep
 ) -> Response:
-    number = _id(patient_id)
+    number = path_id(patient_id)
     with read_scope(rt.engine) as session:
         patient = _patient(session, staff, number)
-        record(
-            session,
-            clinic_id=staff.clinic_id,
-            actor=staff.actor,
-            action="patient.view",
-            now=now,
-            patient_id=number,
-            detail="edit form",
-        )
-        return _page(request, staff, patient, values=_values(patient), errors={})
+        audit(session, staff, "patient.view", now=now, patient_id=number, detail="edit form")
+        return _page(request, staff, patient, _values(patient), {})
 
 
 @router.post("/patients/{patient_id}/edit")
@@ -99,7 +76,7 @@ def edit_submit(
 ) -> Response:
     """Only the fields that changed go to the service, which re-plans what is still to come;
     a channel the patient opted out of stays off (only the patient can opt back in)."""
-    number = _id(patient_id)
+    number = path_id(patient_id)
     values = {name: field(form, name) for name in PATIENT_FIELDS}
     errors: dict[str, str] = {}
     try:
@@ -112,11 +89,10 @@ def edit_submit(
                     session, patient=patient, changes=changes, source=SOURCE, ctx=rt.context(now)
                 )
                 # The names of the fields changed, never their values.
-                record(
+                audit(
                     session,
-                    clinic_id=staff.clinic_id,
-                    actor=staff.actor,
-                    action="patient.update",
+                    staff,
+                    "patient.update",
                     now=now,
                     patient_id=number,
                     detail=", ".join(sorted(changes)),
@@ -128,7 +104,7 @@ def edit_submit(
     if errors:
         with read_scope(rt.engine) as session:
             patient = _patient(session, staff, number)
-            return _page(request, staff, patient, values=values, errors=errors, status=422)
+            return _page(request, staff, patient, values, errors)
     flash = (
         "The details are saved; the messages still to come use them."
         if changes

@@ -10,10 +10,10 @@ from sqlmodel import col, select
 from reminders.db import read_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import Patient
-from reminders.services.worklist import ONE, counts, label, worklist
+from reminders.services.worklist import ONE, counts, label
 from reminders.web import queries
 from reminders.web.pages import render
-from reminders.web.security import PREFIX, StaffDep
+from reminders.web.security import PREFIX, StaffDep, clinic_worklist
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -21,13 +21,7 @@ router = APIRouter(prefix=PREFIX, include_in_schema=False)
 @router.get("")
 def overview(request: Request, staff: StaffDep, rt: RuntimeDep, now: NowDep) -> Response:
     with read_scope(rt.engine) as session:
-        items = worklist(
-            session,
-            clinic_id=staff.clinic_id,
-            now=now,
-            careplan=rt.careplan,
-            reply_hours=rt.settings.worklist_reply_hours,
-        )
+        items = clinic_worklist(session, rt, staff, now)
         ids = sorted({item.patient_id for item in items})
         names = dict(
             session.exec(

@@ -136,7 +136,11 @@ _env.globals.update(
 )
 
 
-def errors_by_field(errors: list[FieldError]) -> dict[str, str]:
+Values = dict[str, str]  # a form's fields as sent, by name
+Errors = dict[str, str]  # the reason each refused field was refused, by name
+
+
+def errors_by_field(errors: list[FieldError]) -> Errors:
     """One message per field (the first), for the inline errors next to each input."""
     found: dict[str, str] = {}
     for error in errors:
@@ -173,6 +177,30 @@ def render(
     response = HTMLResponse(html, status_code=code, headers=HEADERS)
     set_cookies(response, visit, settings)
     return response
+
+
+def form_page(
+    request: Request,
+    name: str,
+    *,
+    title: str,
+    staff: Staff,
+    values: dict[str, str],
+    errors: dict[str, str] | None = None,
+    **values_of_page: Any,
+) -> HTMLResponse:
+    """A page around one form: the values as sent and, when it was refused (422), the reason
+    beside each field."""
+    return render(
+        request,
+        name,
+        title=title,
+        staff=staff,
+        code=422 if errors else 200,
+        values=values,
+        errors=errors or {},
+        **values_of_page,
+    )
 
 
 def redirect(request: Request, url: str, flash: str | None = None) -> RedirectResponse:

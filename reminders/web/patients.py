@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from reminders.audit import record
 from reminders.clock import as_utc
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
@@ -25,8 +23,8 @@ from reminders.services import enroll, get_clinic
 from reminders.timing import local_today
 from reminders.validation import CHANNELS, ENROLL_FIELDS, InvalidInput, strip_refused
 from reminders.web import queries
-from reminders.web.pages import errors_by_field, redirect, render
-from reminders.web.security import PREFIX, FormDep, Staff, StaffDep, field
+from reminders.web.pages import Errors, Values, errors_by_field, form_page, redirect, render
+from reminders.web.security import PREFIX, FormDep, Staff, StaffDep, audit, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -75,14 +73,8 @@ def patient_list(
             offset=(page - 1) * queries.PAGE_SIZE,
         )
         # What was looked at, never what was searched for (a name, an email).
-        record(
-            session,
-            clinic_id=staff.clinic_id,
-            actor=staff.actor,
-            action="patient.list",
-            now=now,
-            detail=f"{len(rows)} of {total}, page {page}" + (", searched" if q else ""),
-        )
+        detail = f"{len(rows)} of {total}, page {page}" + (", searched" if q else "")
+        audit(session, staff, "patient.list", now=now, detail=detail)
     return render(
         request,
         "patients.html",
@@ -99,20 +91,12 @@ def patient_list(
     )
 
 
-def _enroll_page(
-    request: Request,
-    staff: Staff,
-    *,
-    values: dict[str, Any],
-    errors: dict[str, str],
-    status: int = 200,
-) -> Response:
-    return render(
+def _enroll_page(request: Request, staff: Staff, values: Values, errors: Errors) -> Response:
+    return form_page(
         request,
         "enroll.html",
         title="Enroll a patient",
         staff=staff,
-        code=status,
         values=values,
         errors=errors,
         channels=CHANNELS,
@@ -141,7 +125,7 @@ def enroll_form(request: Request, staff: StaffDep, now: NowDep) -> Response:
         "date_of_birth": "",
         "external_id": "",
     }
-    return _enroll_page(request, staff, values=values, errors={})
+    return _enroll_page(request, staff, values, {})
 
 
 @router.post("/patients/new")
@@ -166,19 +150,16 @@ def enroll_submit(
                 )
                 if stopped
             ]
-            record(
+            audit(
                 session,
-                clinic_id=staff.clinic_id,
-                actor=staff.actor,
-                action="patient.enroll",
+                staff,
+                "patient.enroll",
                 now=now,
                 patient_id=patient_id,
                 detail=f"course {course.id}",
             )
     except InvalidInput as exc:  # raised before anything was written; rolled back regardless
-        return _enroll_page(
-            request, staff, values=values, errors=errors_by_field(exc.errors), status=422
-        )
+        return _enroll_page(request, staff, values, errors_by_field(exc.errors))
     flash = f"{name} is enrolled."
     if returning:
         flash = f"{name} was enrolled before: a new course is added to their record."

@@ -9,13 +9,13 @@ from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.services import NotFound, get_reply, mark_handled
 from reminders.web import queries
+from reminders.web.addresses import path_id
 from reminders.web.pages import redirect, render
 from reminders.web.security import PREFIX, FormDep, PageNotFound, StaffDep, field, safe_next
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 STATES = ("unread", "handled", "all")
-MAX_ID = 2**31 - 1
 
 
 @router.get("/replies")
@@ -59,11 +59,9 @@ def handled(
     request: Request, reply_id: str, staff: StaffDep, form: FormDep, rt: RuntimeDep, now: NowDep
 ) -> Response:
     """Mark a reply handled by the signed-in staff member; back to where it was done."""
-    if not reply_id.isdigit() or not 1 <= int(reply_id) <= MAX_ID:
-        raise PageNotFound()
     with session_scope(rt.engine) as session:
         try:
-            reply = get_reply(session, reply_id=int(reply_id), clinic_id=staff.clinic_id)
+            reply = get_reply(session, reply_id=path_id(reply_id), clinic_id=staff.clinic_id)
         except NotFound:
             raise PageNotFound() from None
         changed = mark_handled(session, reply=reply, by=staff.email, now=now)

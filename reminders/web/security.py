@@ -18,20 +18,21 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypedDict, Unpack
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
+from sqlmodel import Session
 from starlette.datastructures import FormData
 
-from reminders.audit import Actor
+from reminders.audit import Actor, record
 from reminders.config import Settings
 from reminders.db import read_scope, session_scope
 from reminders.deps import AddressDep, NowDep, RuntimeDep
 from reminders.models import StaffRole, StaffUser
 from reminders.runtime import Runtime
 from reminders.services import get_clinic, unread_count
-from reminders.services.worklist import worklist
+from reminders.services.worklist import Item, worklist
 from reminders.sessions import Lifetime, resume_session
 
 PREFIX = "/clinic"
@@ -81,6 +82,18 @@ class Staff:
         return Actor(kind="user", name=self.email, address=self.address)
 
 
+class AuditDetail(TypedDict, total=False):
+    patient_id: int | None  # the patient the action was about, if one
+    detail: str  # what else the trail should say, never a patient's details
+
+
+def audit(
+    session: Session, staff: Staff, action: str, *, now: datetime, **about: Unpack[AuditDetail]
+) -> None:
+    """Put what the signed-in user did in their clinic's audit trail, in this transaction."""
+    record(session, clinic_id=staff.clinic_id, actor=staff.actor, action=action, now=now, **about)
+
+
 @dataclass
 class Visit:
     """What the request's cookies say: the signed-in user, or a visitor on their way in."""
@@ -120,17 +133,22 @@ def _staff(user: StaffUser, session: object, address: str) -> Staff:
     )
 
 
+def clinic_worklist(session: Session, rt: Runtime, staff: Staff, now: datetime) -> list[Item]:
+    """What needs a person at the staff member's clinic, by the care plan and reply window."""
+    return worklist(
+        session,
+        clinic_id=staff.clinic_id,
+        now=now,
+        careplan=rt.careplan,
+        reply_hours=rt.settings.worklist_reply_hours,
+    )
+
+
 def _with_worklist(staff: Staff, rt: Runtime, now: datetime) -> Staff:
     """The staff member with their clinic's worklist counts, read after the session's own
     short write, in a read-only transaction of their own."""
     with read_scope(rt.engine) as session:
-        items = worklist(
-            session,
-            clinic_id=staff.clinic_id,
-            now=now,
-            careplan=rt.careplan,
-            reply_hours=rt.settings.worklist_reply_hours,
-        )
+        items = clinic_worklist(session, rt, staff, now)
     overdue = sum(item.overdue for item in items)
     return dataclasses.replace(staff, worklist=len(items), worklist_overdue=overdue)
 

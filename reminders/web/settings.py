@@ -5,38 +5,29 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from reminders.audit import record
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.runtime import Runtime
 from reminders.services import get_clinic, update_clinic
 from reminders.validation import InvalidInput
-from reminders.web.pages import errors_by_field, redirect, render
-from reminders.web.security import PREFIX, AdminDep, FormDep, Staff, field
+from reminders.web.pages import Errors, Values, errors_by_field, form_page, redirect
+from reminders.web.security import PREFIX, AdminDep, FormDep, Staff, audit, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
 FIELDS = ("help_contact", "notify_email")
 
 
-def _page(
-    request: Request,
-    staff: Staff,
-    rt: Runtime,
-    *,
-    values: dict[str, str],
-    errors: dict[str, str],
-    status: int = 200,
-) -> Response:
-    return render(
+def _page(request: Request, staff: Staff, rt: Runtime, values: Values, errors: Errors) -> Response:
+    minutes = round(rt.settings.reply_notify_interval / 60)
+    return form_page(
         request,
         "settings.html",
         title="Clinic settings",
         staff=staff,
-        code=status,
         values=values,
         errors=errors,
-        notify_minutes=round(rt.settings.reply_notify_interval / 60),
+        notify_minutes=minutes,
     )
 
 
@@ -45,7 +36,7 @@ def settings_form(request: Request, staff: AdminDep, rt: RuntimeDep) -> Response
     with read_scope(rt.engine) as session:
         clinic = get_clinic(session, staff.clinic_id)
         values = {"help_contact": clinic.help_contact, "notify_email": clinic.notify_email or ""}
-    return _page(request, staff, rt, values=values, errors={})
+    return _page(request, staff, rt, values, {})
 
 
 @router.post("/settings")
@@ -58,15 +49,8 @@ def settings_submit(
         with session_scope(rt.engine) as session:
             clinic = get_clinic(session, staff.clinic_id)
             update_clinic(session, clinic=clinic, changes=values)
-            record(
-                session,
-                clinic_id=staff.clinic_id,
-                actor=staff.actor,
-                action="clinic.update",
-                now=now,
-                detail=", ".join(FIELDS),
-            )
+            audit(session, staff, "clinic.update", now=now, detail=", ".join(FIELDS))
     except InvalidInput as exc:
         errors = errors_by_field(exc.errors)
-        return _page(request, staff, rt, values=values, errors=errors, status=422)
+        return _page(request, staff, rt, values, errors)
     return redirect(request, f"{PREFIX}/settings", flash="The clinic settings are saved.")
