@@ -11,6 +11,10 @@ from sqlmodel import Field, SQLModel
 
 from reminders.clock import utcnow
 
+# Ids are 32-bit database integers: a larger number cannot name a row (and SQLite cannot bind
+# it), so an address or a query that holds one is refused before any query.
+MAX_ID = 2**31 - 1
+
 
 class Channel(enum.StrEnum):
     sms = "sms"

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Path, Query
 from sqlmodel import Session
 
 from reminders.api.errors import ADMIN_RESPONSE, CONFLICT_RESPONSE, ERROR_RESPONSES
-from reminders.api.params import MAX_ID, Offset, PageSize
+from reminders.api.params import Offset, PageSize
 from reminders.api.schemas import (
     AuditOut,
     AuditPage,
@@ -45,7 +45,7 @@ from reminders.deps import (
     NowDep,
     SessionDep,
 )
-from reminders.models import Course, CourseStatus, MessageStatus, Patient
+from reminders.models import MAX_ID, Course, CourseStatus, MessageStatus, Patient
 from reminders.services import (
     Context,
     change_course,

@@ -6,9 +6,7 @@ from typing import Annotated
 
 from fastapi import Query
 
-# Ids and offsets are database integers; larger values cannot name a row (and SQLite cannot
-# bind them).
-MAX_ID = 2**31 - 1
+from reminders.models import MAX_ID
 
 # A page of a list: how many rows, from which one.
 PageSize = Annotated[int, Query(ge=1, le=200)]

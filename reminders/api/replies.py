@@ -10,9 +10,10 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 
 from reminders.api.errors import ERROR_RESPONSES
-from reminders.api.params import MAX_ID, Offset, PageSize
+from reminders.api.params import Offset, PageSize
 from reminders.api.schemas import ReplyOut, ReplyPage
 from reminders.deps import ClinicDep, NowDep, SessionDep
+from reminders.models import MAX_ID
 from reminders.services import get_reply, list_replies, mark_handled
 
 router = APIRouter(prefix="/v1/replies", tags=["replies"], responses=ERROR_RESPONSES)

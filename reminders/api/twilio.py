@@ -23,6 +23,7 @@ from reminders.config import Settings
 from reminders.db import session_waiting
 from reminders.deps import NowDep, RuntimeDep, SessionDep
 from reminders.inbound import Keyword
+from reminders.models import MAX_ID
 from reminders.privacy import mask_phone
 from reminders.runtime import Runtime
 from reminders.services import (
@@ -204,7 +205,7 @@ def status(
 ) -> Response:
     """A delivery report for one outbox row; statuses only ever move forward."""
     # `outbox` is read here, after the signature, so an unsigned request is always a 403.
-    if not (outbox and outbox.isascii() and outbox.isdigit() and 1 <= int(outbox) < 2**31):
+    if not (outbox and outbox.isascii() and outbox.isdigit() and 1 <= int(outbox) <= MAX_ID):
         raise InvalidInput.one("outbox", "required, the outbox row id")
     report = read_status_callback(form)
     changed = record_delivery(

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypeVar
 
+from reminders.models import MAX_ID
 from reminders.web.security import PageNotFound
 
-MAX_ID = 2**31 - 1  # ids are database integers; larger values cannot name a row
 T = TypeVar("T")
 
 
