@@ -27,11 +27,6 @@ REQUIRE_POSTGRES = os.environ.get("REMINDERS_REQUIRE_POSTGRES") == "1"
 # A Monday afternoon in New York, far from any DST change.
 NOW = datetime(2026, 3, 16, 18, 0, tzinfo=UTC)
 
-# The suite runs in parallel (pytest-xdist, `--dist loadgroup`). Tests that start several
-# processes, or that hold the wall clock to a bound, all run in this one group, one after
-# another: none of them shares the machine with another of them.
-own_machine = pytest.mark.xdist_group("own_machine")
-
 _postgres_state: dict[str, object] = {}
 
 

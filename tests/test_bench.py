@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import POSTGRES_URL, REQUIRE_POSTGRES, own_machine, postgres_available
+from tests.conftest import POSTGRES_URL, REQUIRE_POSTGRES, postgres_available
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = {"pipeline", "history", "planning", "naive", "lag", "load"}
 
 
-@own_machine
 def test_quick_run_completes_and_writes_every_scenario(tmp_path: Path) -> None:
     reason = postgres_available()
     if reason is not None and REQUIRE_POSTGRES:

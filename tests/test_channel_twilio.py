@@ -16,7 +16,6 @@ import pytest
 from reminders.channels.base import DeliveryError, OutgoingMessage
 from reminders.channels.twilio_sms import TwilioSMS
 from reminders.config import ConfigError, Settings
-from tests.conftest import own_machine
 from tests.fakes.twilio_server import TwilioServer
 from tests.helpers import max_in_any_window
 
@@ -320,7 +319,6 @@ def test_find_sent_reads_every_page(twilio: TwilioServer, channel: TwilioSMS) ->
 # -- concurrency and pacing ------------------------------------------------------------------
 
 
-@own_machine
 def test_500_sends_from_32_threads_are_fast_and_stay_under_100_per_second(
     twilio: TwilioServer,
 ) -> None:
@@ -349,7 +347,6 @@ def test_500_sends_from_32_threads_are_fast_and_stay_under_100_per_second(
     assert max_in_any_window([m.received_monotonic for m in received]) <= 100
 
 
-@own_machine
 def test_multi_segment_messages_count_each_segment_against_the_rate(
     twilio: TwilioServer,
 ) -> None:

@@ -23,7 +23,7 @@ from reminders.dispatch import Dispatcher
 from reminders.models import ConsentEvent, Message, Patient
 from reminders.render import count_segments
 from reminders.runtime import Runtime
-from tests.conftest import NOW, make_runtime, own_machine
+from tests.conftest import NOW, make_runtime
 from tests.fakes.smtp_server import SmtpServer
 from tests.fakes.twilio_process import TwilioProcess
 from tests.fakes.twilio_server import TwilioServer
@@ -327,7 +327,6 @@ def test_logs_carry_no_phone_number_body_or_secret(delivery, twilio, caplog) -> 
     assert body not in text and body.removeprefix("Riverside: ")[:40] not in text
 
 
-@own_machine
 def test_a_batch_of_500_is_concurrent_and_never_exceeds_the_rate(engine, smtp) -> None:
     """500 due messages at 200 ms provider latency: far faster than one at a time, and no
     one-second window at the provider holds more than TWILIO_MPS segments."""

@@ -19,11 +19,8 @@ from sqlmodel import Session, func, select
 from reminders.db import make_engine
 from reminders.migrations import upgrade
 from reminders.models import Message
-from tests.conftest import own_machine
 from tests.fakes.twilio_server import TwilioServer
 from tests.helpers import seed_due
-
-pytestmark = own_machine
 
 # These tests run real processes on the real clock: they wait for work to finish, bounded by
 # deadlines, never for time to pass.

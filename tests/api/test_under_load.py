@@ -19,7 +19,6 @@ from reminders.models import Patient
 from reminders.runtime import Runtime
 from reminders.services import create_clinic, enroll
 from tests.api.conftest import AUTH_TOKEN, BASE_URL, with_web_settings
-from tests.conftest import own_machine
 from tests.web.conftest import serve
 
 ROWS = 10_000
@@ -45,7 +44,6 @@ def stop(url: str, phone: str, n: int) -> int:
     return response.status_code
 
 
-@own_machine
 def test_a_large_import_leaves_reads_answering_and_applies_every_stop(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
