@@ -116,14 +116,20 @@ class WorkerMetrics:
             labels=("channel",),
             buckets=LAG_BUCKETS,
         )
-        self.claimed = new.gauge("reminders_claimed_batch_rows", "Rows taken by the last claim.")
-        self.in_flight = new.gauge("reminders_sends_in_flight", "Sends waiting on the provider.")
+        self.claimed = new.gauge(
+            "reminders_claimed_batch_rows", "Rows taken by this worker's last claim."
+        )
+        self.in_flight = new.gauge(
+            "reminders_sends_in_flight", "Send requests waiting on the provider now."
+        )
         self.planner_seconds = new.histogram(
             "reminders_planner_pass_seconds",
             "Duration of one planner pass.",
             buckets=PLANNER_BUCKETS,
         )
-        self.planner_rows = new.counter("reminders_planner_rows", "Rows planner passes wrote.")
+        self.planner_rows = new.counter(
+            "reminders_planner_rows", "Outbox rows written by planner passes."
+        )
         self.planner_last_rows = new.gauge(
             "reminders_planner_last_pass_rows", "Outbox rows written by the last planner pass."
         )

@@ -185,8 +185,8 @@ def form_page(
     *,
     title: str,
     staff: Staff,
-    values: dict[str, str],
-    errors: dict[str, str] | None = None,
+    values: Values,
+    errors: Errors | None = None,
     **values_of_page: Any,
 ) -> HTMLResponse:
     """A page around one form: the values as sent and, when it was refused (422), the reason

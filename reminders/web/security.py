@@ -18,7 +18,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, TypedDict, Unpack
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
@@ -82,16 +82,26 @@ class Staff:
         return Actor(kind="user", name=self.email, address=self.address)
 
 
-class AuditDetail(TypedDict, total=False):
-    patient_id: int | None  # the patient the action was about, if one
-    detail: str  # what else the trail should say, never a patient's details
-
-
 def audit(
-    session: Session, staff: Staff, action: str, *, now: datetime, **about: Unpack[AuditDetail]
+    session: Session,
+    staff: Staff,
+    action: str,
+    *,
+    now: datetime,
+    patient_id: int | None = None,
+    detail: str = "",
 ) -> None:
-    """Put what the signed-in user did in their clinic's audit trail, in this transaction."""
-    record(session, clinic_id=staff.clinic_id, actor=staff.actor, action=action, now=now, **about)
+    """Put what the signed-in user did in their clinic's audit trail, in this transaction: the
+    patient it was about, if one, and what else it should say (never a patient's details)."""
+    record(
+        session,
+        clinic_id=staff.clinic_id,
+        actor=staff.actor,
+        action=action,
+        now=now,
+        patient_id=patient_id,
+        detail=detail,
+    )
 
 
 @dataclass
