@@ -11,6 +11,7 @@ from __future__ import annotations
 import getpass
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlmodel import Session, col, select
 
@@ -73,6 +74,38 @@ def record(
     else:
         session.add(event)
     return event
+
+
+class SignedIn(Protocol):
+    """Someone signed in to one clinic: a staff user on the web, an API key."""
+
+    @property
+    def clinic_id(self) -> int: ...
+
+    @property
+    def actor(self) -> Actor: ...
+
+
+def record_by(
+    session: Session,
+    who: SignedIn,
+    action: str,
+    *,
+    now: datetime,
+    patient_id: int | None = None,
+    detail: str = "",
+) -> AuditEvent:
+    """Append what a signed-in user or key did to their clinic's trail: the patient it was
+    about, if one, and what else it should say (never a patient's details)."""
+    return record(
+        session,
+        clinic_id=who.clinic_id,
+        actor=who.actor,
+        action=action,
+        now=now,
+        patient_id=patient_id,
+        detail=detail,
+    )
 
 
 def record_about(

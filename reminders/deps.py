@@ -94,6 +94,10 @@ class Caller:
     admin: bool
     actor: Actor
 
+    @property
+    def clinic_id(self) -> int:
+        return self.clinic.id  # type: ignore[return-value]
+
 
 def current_caller(
     rt: RuntimeDep,

@@ -35,7 +35,7 @@ from reminders.api.schemas import (
     PatientOut,
     PatientPage,
 )
-from reminders.audit import record, trail
+from reminders.audit import record_by, trail
 from reminders.deps import (
     AdminDep,
     Caller,
@@ -93,7 +93,7 @@ def change_clinic(
         raise InvalidInput.one("body", "give help_contact or notify_email")
     clinic = get_clinic(session, caller.clinic.id)  # type: ignore[arg-type]
     update_clinic(session, clinic=clinic, changes=changes)
-    _audit(session, caller, "clinic.update", now, detail=", ".join(sorted(changes)))
+    record_by(session, caller, "clinic.update", now=now, detail=", ".join(sorted(changes)))
     return ClinicOut.model_validate(clinic)
 
 
@@ -102,28 +102,8 @@ def _look_up(
 ) -> Patient:
     """The clinic's patient, with the trail entry that says who looked at which record."""
     patient = get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
-    _audit(session, caller, action, now, patient_id=patient_id)
+    record_by(session, caller, action, now=now, patient_id=patient_id)
     return patient
-
-
-def _audit(
-    session: Session,
-    caller: Caller,
-    action: str,
-    now: datetime,
-    *,
-    patient_id: int | None = None,
-    detail: str = "",
-) -> None:
-    record(
-        session,
-        clinic_id=caller.clinic.id,  # type: ignore[arg-type]
-        actor=caller.actor,
-        action=action,
-        now=now,
-        patient_id=patient_id,
-        detail=detail,
-    )
 
 
 @router.post("/patients", status_code=201, tags=["patients"])
@@ -136,11 +116,11 @@ def create_patient(
     last name) gets the new course on their record: the answer names that patient's id."""
     raw = body.model_dump(mode="json")
     patient, course = enroll(session, clinic=caller.clinic, raw=raw, source=SOURCE, ctx=ctx)
-    _audit(
+    record_by(
         session,
         caller,
         "patient.enroll",
-        ctx.now,
+        now=ctx.now,
         patient_id=patient.id,
         detail=f"course {course.id}",
     )
@@ -176,7 +156,7 @@ def read_patients(
     items = [PatientOut.of(patient, course, now=now) for patient, course in rows]
     # What was looked at, never what was searched for (a name, a phone).
     detail = f"{len(items)} of {total}, from {offset}" + (", searched" if search else "")
-    _audit(session, caller, "patient.list", now, detail=detail)
+    record_by(session, caller, "patient.list", now=now, detail=detail)
     return PatientPage(items=items, total=total, limit=limit, offset=offset)
 
 
@@ -203,11 +183,11 @@ def change_patient(
         raise InvalidInput.one("body", "give at least one field to change")
     update_patient(session, patient=patient, changes=changes, source=SOURCE, ctx=ctx)
     # The names of the fields changed, never their values.
-    _audit(
+    record_by(
         session,
         caller,
         "patient.update",
-        ctx.now,
+        now=ctx.now,
         patient_id=patient_id,
         detail=", ".join(sorted(changes)),
     )
@@ -225,7 +205,7 @@ def erase(patient_id: PatientId, caller: AdminDep, session: SessionDep, now: Now
     (409) while a course is running."""
     patient = get_patient(session, patient_id=patient_id, clinic_id=caller.clinic.id)
     erase_patient(session, patient=patient, now=now)
-    _audit(session, caller, "patient.erase", now, patient_id=patient_id)
+    record_by(session, caller, "patient.erase", now=now, patient_id=patient_id)
     return PatientOut.of(patient, current_course(session, patient_id=patient_id), now=now)
 
 
@@ -271,8 +251,13 @@ def _act(
 ) -> CourseOut:
     course: Course = get_course(session, course_id=course_id, clinic_id=caller.clinic.id)
     action(session, course=course, ctx=ctx, **kwargs)
-    _audit(
-        session, caller, name, ctx.now, patient_id=course.patient_id, detail=f"course {course_id}"
+    record_by(
+        session,
+        caller,
+        name,
+        now=ctx.now,
+        patient_id=course.patient_id,
+        detail=f"course {course_id}",
     )
     patient = get_patient(session, patient_id=course.patient_id, clinic_id=caller.clinic.id)
     return CourseOut.of(course, today=local_today(ctx.now, patient.timezone))
@@ -346,11 +331,11 @@ def add_event(
     """Record a course event: a pregnancy test on its date starts the iPLEDGE countdown."""
     course = get_course(session, course_id=course_id, clinic_id=caller.clinic.id)
     event = record_event(session, course=course, type=body.type, on=body.date, ctx=ctx)
-    _audit(
+    record_by(
         session,
         caller,
         "course.event",
-        ctx.now,
+        now=ctx.now,
         patient_id=course.patient_id,
         detail=f"course {course_id}: {body.type}",
     )

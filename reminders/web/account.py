@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from markupsafe import Markup
 
+from reminders.audit import record_by
 from reminders.db import session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import StaffSession
@@ -15,7 +16,7 @@ from reminders.staff import disable_totp, enable_totp, get_staff, new_totp_secre
 from reminders.staff import verify_totp as code_is_right
 from reminders.validation import InvalidInput
 from reminders.web.pages import redirect, render
-from reminders.web.security import PREFIX, FormDep, Staff, StaffDep, Visit, VisitDep, audit, field
+from reminders.web.security import PREFIX, FormDep, Staff, StaffDep, Visit, VisitDep, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 ACCOUNT = f"{PREFIX}/account"
@@ -86,7 +87,7 @@ def turn_on(
             enable_totp(user, secret=row.totp_pending, code=field(form, "code"), now=now)
             row.totp_pending = None
             session.add_all([row, user])
-            audit(session, staff, "staff.two_factor_on", now=now)
+            record_by(session, staff, "staff.two_factor_on", now=now)
     except InvalidInput as exc:
         reason = exc.errors[0].reason
         return _account_page(
@@ -111,7 +112,7 @@ def turn_off(
         if passed:
             disable_totp(user)
             session.add(user)
-            audit(session, staff, "staff.two_factor_off", now=now)
+            record_by(session, staff, "staff.two_factor_off", now=now)
     if not passed:
         return _account_page(
             request, staff, visit, rt.engine, error="That code is not right.", code=422

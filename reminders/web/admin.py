@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlmodel import Session
 
-from reminders.audit import trail
+from reminders.audit import record_by, trail
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import StaffRole, StaffUser
@@ -34,7 +34,7 @@ from reminders.staff import (
 from reminders.validation import InvalidInput
 from reminders.web.addresses import listed, path_id
 from reminders.web.pages import errors_by_field, redirect, render
-from reminders.web.security import PREFIX, AdminDep, FormDep, PageNotFound, Staff, audit, field
+from reminders.web.security import PREFIX, AdminDep, FormDep, PageNotFound, Staff, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -96,7 +96,7 @@ def add_staff(
                 role=values["role"],
                 now=now,
             )
-            audit(session, staff, "staff.add", now=now, detail=f"user {user.id} as {user.role}")
+            record_by(session, staff, "staff.add", now=now, detail=f"user {user.id} as {user.role}")
             email = user.email
     except InvalidInput as exc:
         return _staff_page(
@@ -156,7 +156,7 @@ def staff_action(
             except NotFound:
                 raise PageNotFound() from None
             done = apply(session, staff, user, form, now)
-            audit(session, staff, action, now=now, detail=f"user {user.id}")
+            record_by(session, staff, action, now=now, detail=f"user {user.id}")
     except InvalidInput as exc:
         errors = {f"{error.field}-{target}": error.reason for error in exc.errors}
     except Conflict as exc:
@@ -217,7 +217,7 @@ def add_key(
                 admin=field(form, "admin") == "yes",
                 now=now,
             )
-            audit(session, staff, "key.create", now=now, detail=row.name)
+            record_by(session, staff, "key.create", now=now, detail=row.name)
     except InvalidInput as exc:
         return _keys_page(
             request, rt, staff, errors=errors_by_field(exc.errors), name=name, code=422
@@ -234,7 +234,7 @@ def revoke_key(
             key = revoke_api_key(
                 session, clinic_id=staff.clinic_id, key_id=path_id(key_id), now=now
             )
-            audit(session, staff, "key.revoke", now=now, detail=key.name)
+            record_by(session, staff, "key.revoke", now=now, detail=key.name)
             name = key.name
     except NotFound:
         raise PageNotFound() from None

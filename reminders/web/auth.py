@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from sqlmodel import Session
 
 from reminders import throttle
-from reminders.audit import Actor, record
+from reminders.audit import Actor, record, record_by
 from reminders.db import session_scope
 from reminders.deps import AddressDep, NowDep, RuntimeDep
 from reminders.metrics import WebMetrics
@@ -35,7 +35,6 @@ from reminders.web.security import (
     StaffDep,
     Visit,
     VisitDep,
-    audit,
     field,
     safe_next,
     set_session_cookie,
@@ -252,6 +251,6 @@ def sign_out_everywhere(
     """End every session of the signed-in user, on every device, this one included."""
     with session_scope(rt.engine) as session:
         ended = end_user_sessions(session, user_id=staff.user_id)
-        audit(session, staff, "staff.sign_out_everywhere", now=now, detail=f"{ended} sessions")
+        record_by(session, staff, "staff.sign_out_everywhere", now=now, detail=f"{ended} sessions")
     visit.token = None
     return _signed_out(request, "everywhere")

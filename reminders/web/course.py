@@ -11,6 +11,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import Session
 
+from reminders.audit import record_by
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import Channel, ConsentEvent, Course, Patient
@@ -41,7 +42,7 @@ from reminders.validation import FieldError, InvalidInput
 from reminders.web.addresses import listed, path_id
 from reminders.web.pages import as_utc, errors_by_field, redirect, render
 from reminders.web.queries import CHANNEL_NAMES
-from reminders.web.security import PREFIX, FormDep, PageNotFound, Staff, StaffDep, audit, field
+from reminders.web.security import PREFIX, FormDep, PageNotFound, Staff, StaffDep, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -144,7 +145,7 @@ def _patient_page(
 ) -> Response:
     with read_scope(rt.engine) as session:
         view = _patient_view(session, rt, staff, patient_id, now)
-        audit(
+        record_by(
             session,
             staff,
             "patient.view",
@@ -274,7 +275,7 @@ def course_action(
             if missing:
                 raise InvalidInput(missing)
             action.apply(session, course, values, rt.context(now))
-            audit(
+            record_by(
                 session,
                 staff,
                 action.audit,

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from reminders.audit import record_by
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.models import ChannelChoice, Patient
@@ -15,7 +16,7 @@ from reminders.validation import InvalidInput
 from reminders.web.addresses import path_id
 from reminders.web.pages import Errors, Values, errors_by_field, form_page, redirect
 from reminders.web.patients import COMMON_ZONES, SOURCE
-from reminders.web.security import PREFIX, FormDep, PageNotFound, Staff, StaffDep, audit, field
+from reminders.web.security import PREFIX, FormDep, PageNotFound, Staff, StaffDep, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -61,7 +62,7 @@ def edit_form(
     number = path_id(patient_id)
     with read_scope(rt.engine) as session:
         patient = _patient(session, staff, number)
-        audit(session, staff, "patient.view", now=now, patient_id=number, detail="edit form")
+        record_by(session, staff, "patient.view", now=now, patient_id=number, detail="edit form")
         return _page(request, staff, patient, _values(patient), {})
 
 
@@ -89,7 +90,7 @@ def edit_submit(
                     session, patient=patient, changes=changes, source=SOURCE, ctx=rt.context(now)
                 )
                 # The names of the fields changed, never their values.
-                audit(
+                record_by(
                     session,
                     staff,
                     "patient.update",

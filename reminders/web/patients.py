@@ -7,6 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from reminders.audit import record_by
 from reminders.clock import as_utc
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
@@ -24,7 +25,7 @@ from reminders.timing import local_today
 from reminders.validation import CHANNELS, ENROLL_FIELDS, InvalidInput, strip_refused
 from reminders.web import queries
 from reminders.web.pages import Errors, Values, errors_by_field, form_page, redirect, render
-from reminders.web.security import PREFIX, FormDep, Staff, StaffDep, audit, field
+from reminders.web.security import PREFIX, FormDep, Staff, StaffDep, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -74,7 +75,7 @@ def patient_list(
         )
         # What was looked at, never what was searched for (a name, an email).
         detail = f"{len(rows)} of {total}, page {page}" + (", searched" if q else "")
-        audit(session, staff, "patient.list", now=now, detail=detail)
+        record_by(session, staff, "patient.list", now=now, detail=detail)
     return render(
         request,
         "patients.html",
@@ -150,7 +151,7 @@ def enroll_submit(
                 )
                 if stopped
             ]
-            audit(
+            record_by(
                 session,
                 staff,
                 "patient.enroll",

@@ -25,7 +25,7 @@ from fastapi.responses import Response
 from sqlmodel import Session
 from starlette.datastructures import FormData
 
-from reminders.audit import Actor, record
+from reminders.audit import Actor
 from reminders.config import Settings
 from reminders.db import read_scope, session_scope
 from reminders.deps import AddressDep, NowDep, RuntimeDep
@@ -80,28 +80,6 @@ class Staff:
     def actor(self) -> Actor:
         """This user as the audit trail names them."""
         return Actor(kind="user", name=self.email, address=self.address)
-
-
-def audit(
-    session: Session,
-    staff: Staff,
-    action: str,
-    *,
-    now: datetime,
-    patient_id: int | None = None,
-    detail: str = "",
-) -> None:
-    """Put what the signed-in user did in their clinic's audit trail, in this transaction: the
-    patient it was about, if one, and what else it should say (never a patient's details)."""
-    record(
-        session,
-        clinic_id=staff.clinic_id,
-        actor=staff.actor,
-        action=action,
-        now=now,
-        patient_id=patient_id,
-        detail=detail,
-    )
 
 
 @dataclass

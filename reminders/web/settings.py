@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from reminders.audit import record_by
 from reminders.db import read_scope, session_scope
 from reminders.deps import NowDep, RuntimeDep
 from reminders.runtime import Runtime
 from reminders.services import get_clinic, update_clinic
 from reminders.validation import InvalidInput
 from reminders.web.pages import Errors, Values, errors_by_field, form_page, redirect
-from reminders.web.security import PREFIX, AdminDep, FormDep, Staff, audit, field
+from reminders.web.security import PREFIX, AdminDep, FormDep, Staff, field
 
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 
@@ -49,7 +50,7 @@ def settings_submit(
         with session_scope(rt.engine) as session:
             clinic = get_clinic(session, staff.clinic_id)
             update_clinic(session, clinic=clinic, changes=values)
-            audit(session, staff, "clinic.update", now=now, detail=", ".join(FIELDS))
+            record_by(session, staff, "clinic.update", now=now, detail=", ".join(FIELDS))
     except InvalidInput as exc:
         errors = errors_by_field(exc.errors)
         return _page(request, staff, rt, values, errors)
